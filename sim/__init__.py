@@ -1,0 +1,1 @@
+"""Accelerator simulation (ELECTOR, DynaProp sparsity); returns the same Measurement shape as a board."""
