@@ -9,7 +9,12 @@ The package ships copies of the authors' files under ``codesign/data/published``
   means of repeated runs on the authors' rig (Sec. IV-B2);
   ``max_values.json``: the maxima the authors normalised by.
 * ``glue/dataset.json``: 16 architectures pre-trained for 1M steps, with their
-  pre-training loss and GLUE score (stored as a string, e.g. ``" 0.8124"``).
+  pre-training loss and GLUE score (stored as a string, e.g. ``" 0.8124"``); three
+  of them have no GLUE score (``null``), which loads as ``None``.
+
+``max_values.json`` is loaded as the authors wrote it; it does not bound every value
+of the dataset shipped beside it (``cpu_jetson-nano_b1_r1`` has a latency of 78.5
+against a stored maximum of 49.5), so normalise by the data, not by it.
 
 Device directories are named ``<processor>_<platform>_b<batch>_r<runs>``
 (``gpu_a100_b128_r3``); the batch size is the one of Table II. The authors do not say
@@ -87,7 +92,7 @@ class GlueRecord:
     embedding: tuple[int, ...] | None
     pretrain_steps: int
     pretrain_loss: float
-    glue_score: float
+    glue_score: float | None
 
 
 def parse_device_name(name: str) -> PublishedDevice:
@@ -207,7 +212,7 @@ def load_glue(root: Path | None = None) -> list[GlueRecord]:
                 embedding=parse_stored_embedding(entry.get("embedding"), where),
                 pretrain_steps=int(_number(pretrain, "steps", where)),
                 pretrain_loss=_number(pretrain, "loss", where),
-                glue_score=_number(entry, "glue", where),
+                glue_score=None if entry.get("glue") is None else _number(entry, "glue", where),
             )
         )
     return records
