@@ -8,8 +8,8 @@ The package ships copies of the authors' files under ``codesign/data/published``
   ``performance``: latency (s/seq), energy (J/seq) and peak power (W), the geometric
   means of repeated runs on the authors' rig (Sec. IV-B2);
   ``max_values.json``: the maxima the authors normalised by.
-* ``glue/dataset.json``: 16 architectures pre-trained for 1M steps, with their
-  pre-training loss and GLUE score (stored as a string, e.g. ``" 0.8124"``); three
+* ``glue/dataset.json``: 16 architectures pre-trained for up to 1M steps (one stopped
+  at 414,500), with their pre-training steps and loss and GLUE score (stored as a string, e.g. ``" 0.8124"``); three
   of them have no GLUE score (``null``), which loads as ``None``.
 
 ``max_values.json`` is loaded as the authors wrote it; it does not bound every value
