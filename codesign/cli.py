@@ -1,7 +1,7 @@
 """`edgetran space ...` and `edgetran published ...`: the design space and published data.
 
-Domain errors become ``click.UsageError`` here; the `edgetran` entry point prints them
-as one line and exits with code 2.
+Domain errors become ``typer.BadParameter`` here; the `edgetran` entry point prints
+them as one line and exits with code 2.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -48,7 +47,7 @@ def input_errors() -> Iterator[None]:
     try:
         yield
     except (ArchitectureError, DesignSpaceError, EmbeddingError, PublishedDataError, SamplingError) as error:
-        raise click.UsageError(str(error)) from None
+        raise typer.BadParameter(str(error)) from None
 
 
 def read_json_input(source: str) -> Any:
@@ -59,18 +58,18 @@ def read_json_input(source: str) -> Any:
         with open(source, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError:
-        raise click.UsageError(f"{source}: file not found") from None
+        raise typer.BadParameter(f"{source}: file not found") from None
     except IsADirectoryError:
-        raise click.UsageError(f"{source}: is a directory, expected a JSON file") from None
+        raise typer.BadParameter(f"{source}: is a directory, expected a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise click.UsageError(f"{source}: not valid JSON ({error})") from None
+        raise typer.BadParameter(f"{source}: not valid JSON ({error})") from None
 
 
 def write_text_atomically(path: Path, text: str) -> None:
     """Write a file through a temporary sibling and a rename: never a partial file."""
     path = Path(path)
     if not path.parent.is_dir():
-        raise click.UsageError(f"{path}: directory {path.parent} does not exist")
+        raise typer.BadParameter(f"{path}: directory {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -193,7 +192,7 @@ def decode_command(
         try:
             values = json.loads(text)
         except json.JSONDecodeError as error:
-            raise click.UsageError(f"embedding is not a JSON list ({error})") from None
+            raise typer.BadParameter(f"embedding is not a JSON list ({error})") from None
     else:
         values = read_json_input(vector)
     with input_errors():
@@ -262,14 +261,14 @@ def _validate_entries(data: Any, source: str) -> tuple[int, int]:
         try:
             arch = space.validate(model)
         except ArchitectureError as error:
-            raise click.UsageError(f"{where}: {error}") from None
+            raise typer.BadParameter(f"{where}: {error}") from None
         if stored is not None:
             with input_errors():
                 expected = parse_stored_embedding(stored, where)
             computed = tuple(embed(arch, space).tolist())
             if computed != expected:
                 first = next((i for i, (a, b) in enumerate(zip(computed, expected)) if a != b), min(len(computed), len(expected)))
-                raise click.UsageError(
+                raise typer.BadParameter(
                     f"{where}: stored embedding differs from the computed one at e[{first}] "
                     f"(stored {expected[first] if first < len(expected) else 'nothing'}, "
                     f"computed {computed[first] if first < len(computed) else 'nothing'})"

@@ -8,9 +8,10 @@ The package ships copies of the authors' files under ``codesign/data/published``
   ``performance``: latency (s/seq), energy (J/seq) and peak power (W), the geometric
   means of repeated runs on the authors' rig (Sec. IV-B2);
   ``max_values.json``: the maxima the authors normalised by.
-* ``glue/dataset.json``: 16 architectures pre-trained for up to 1M steps (one stopped
-  at 414,500), with their pre-training steps and loss and GLUE score (stored as a string, e.g. ``" 0.8124"``); three
-  of them have no GLUE score (``null``), which loads as ``None``.
+* ``glue/dataset.json``: 16 architectures pre-trained for up to 1M steps (three stopped
+  earlier, the shortest at 182,500), with their pre-training steps and loss and their GLUE
+  score (stored as a string, e.g. ``" 0.8124"``); three of them have no GLUE score
+  (``null``), which loads as ``None``.
 
 ``max_values.json`` is loaded as the authors wrote it; it does not bound every value
 of the dataset shipped beside it (``cpu_jetson-nano_b1_r1`` has a latency of 78.5

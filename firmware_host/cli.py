@@ -2,7 +2,8 @@
 
 Rooms contribute their sub-apps; this module only assembles them and owns the
 process boundary: every usage or input error is printed as one line on standard
-error with exit code 2, never a traceback.
+error with exit code 2, never a traceback. Rooms report bad input by raising
+``typer.BadParameter(message)``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-import click
 import typer
 
 from codesign.cli import published_app, space_app
+
+# typer >= 0.22 ships its own copy of click; find the exception bases through typer's
+# public classes so this works with either.
+CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 app = typer.Typer(
     name="edgetran",
@@ -26,22 +30,32 @@ app.add_typer(space_app, name="space")
 app.add_typer(published_app, name="published")
 
 
+def error_line(error: Exception) -> str:
+    """One line for a usage or input error, prefixed with the command that raised it."""
+    context = getattr(error, "ctx", None)
+    where = context.command_path if context is not None else "edgetran"
+    bare = isinstance(error, typer.BadParameter) and error.param is None and error.param_hint is None
+    message = error.message if bare else error.format_message()
+    return f"{where}: error: {' '.join(str(message).split())}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code (2 for bad input)."""
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = command.main(args=args, prog_name="edgetran", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as error:
-        click.echo(error.ctx.get_help() if error.ctx else str(error))
-        return 0
-    except click.ClickException as error:
-        context = getattr(error, "ctx", None)
-        where = f"{context.command_path}: " if context is not None else "edgetran: "
-        click.echo(f"{where}error: {error.format_message()}", err=True)
+    except CLICK_EXCEPTION as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            # typer's rich help prints itself while the error is built; plain click's does not.
+            text = error.format_message()
+            if text.strip():
+                typer.echo(text)
+            return 0
+        typer.echo(error_line(error), err=True)
         return 2
-    except click.Abort:
-        click.echo("edgetran: aborted", err=True)
+    except typer.Abort:
+        typer.echo("edgetran: aborted", err=True)
         return 130
     return result if isinstance(result, int) else 0
 

@@ -1,0 +1,24 @@
+"""The benchmark scripts run end to end (tiny sizes; no timing is asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_space_bench_prints_every_rate():
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "space_bench.py"), "--n", "300", "--repeats", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert set(figures["sampling_per_s"]) == {"sobol", "lhs", "halton", "hammersly", "random"}
+    for key in ("embed_per_s", "decode_per_s", "decode_many_per_s", "project_per_s"):
+        assert figures[key] > 0
