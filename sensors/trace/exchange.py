@@ -1,0 +1,157 @@
+"""CSV import/export of traces, and import of the published nvidia-smi JSON power log.
+
+CSV samples: a header row ``t_s,power_w[,bus_v,current_a,...]`` (``t_s`` and a
+``*power_w`` column are required; any other column is a channel named as written).
+CSV events: ``t_s,event,label`` with ``event`` one of the trace event kinds.
+Export writes the samples of one stream to ``F`` and its events to ``F`` with the
+suffix ``.events.csv``; both through a temporary file and a rename.
+
+The published A100 trace (``traces/a100_bert_tiny_sst2_nvidia_smi.json``) is a JSON
+list of ``{"time": s, "power_metrics": {"gpu": W}}``; each ``power_metrics`` key
+becomes a ``<key>.power_w`` channel of an ``nvidia-smi`` stream whose update interval
+is the median spacing of the log.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sensors.base import EMULATED, VENDOR
+from sensors.trace.format import EVENT_KINDS, Event, Stream, StreamSpec, Trace, TraceError, new_header
+
+
+def _atomic_csv(path: Path, header: list[str], rows) -> None:
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def events_path(samples_csv: str | Path) -> Path:
+    """Where the events of a samples CSV go: ``F.events.csv`` beside ``F``."""
+    path = Path(samples_csv)
+    return path.with_name(path.stem + ".events.csv")
+
+
+def export_csv(trace: Trace, path: str | Path, stream: str | None = None) -> tuple[Path, Path]:
+    """Write one stream's samples and the trace's events as CSV; return both paths."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise TraceError(f"{path}: directory {path.parent} does not exist")
+    data = trace.stream(stream)
+    columns = [data.values[c] for c in data.spec.channels]
+    rows = ([repr(float(t))] + [repr(float(col[i])) for col in columns] for i, t in enumerate(data.t))
+    _atomic_csv(path, ["t_s", *data.spec.channels], rows)
+    event_file = events_path(path)
+    _atomic_csv(event_file, ["t_s", "event", "label"], ([repr(e.t), e.kind, e.label] for e in trace.events))
+    return path, event_file
+
+
+def _float(text: str, where: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise TraceError(f"{where}: {text!r} is not a number") from None
+
+
+def import_csv(path: str | Path, events: str | Path | None = None, name: str = "csv") -> Trace:
+    """Build a trace from a samples CSV (and an optional events CSV)."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise TraceError(f"{path}: empty file")
+            header = [h.strip() for h in header]
+            if not header or header[0] != "t_s":
+                raise TraceError(f"{path}: first column must be t_s, got {header[:1]}")
+            channels = header[1:]
+            if not any(c.endswith("power_w") for c in channels):
+                raise TraceError(f"{path}: needs a power_w column (got {', '.join(channels) or 'none'})")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise TraceError(f"{path}:{line}: expected {len(header)} columns, got {len(row)}")
+                rows.append([_float(v, f"{path}:{line}") for v in row])
+    except FileNotFoundError:
+        raise TraceError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise TraceError(f"{path}: not a text CSV file") from None
+    table = np.asarray(rows, dtype=float).reshape(len(rows), len(header))
+    t = table[:, 0]
+    if len(t) > 1 and np.any(np.diff(t) < 0):
+        raise TraceError(f"{path}: t_s must not decrease (row {int(np.argmax(np.diff(t) < 0)) + 3})")
+    interval = float(np.median(np.diff(t))) if len(t) > 1 else None
+    spec = StreamSpec(name, tuple(channels), {"kind": "csv-import", "name": name, "update_interval_s": interval, "provenance": EMULATED})
+    stream = Stream(spec, t, {c: table[:, i + 1] for i, c in enumerate(channels)})
+    event_list = _read_events(Path(events)) if events else []
+    return Trace(new_header([spec], source=str(path)), {name: stream}, event_list)
+
+
+def _read_events(path: Path) -> list[Event]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = [h.strip() for h in next(reader, [])]
+            if header[:3] != ["t_s", "event", "label"]:
+                raise TraceError(f"{path}: events CSV needs the header t_s,event,label")
+            result = []
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) < 2 or row[1] not in EVENT_KINDS:
+                    raise TraceError(f"{path}:{line}: event must be one of {', '.join(EVENT_KINDS)}")
+                result.append(Event(_float(row[0], f"{path}:{line}"), row[1], row[2] if len(row) > 2 else ""))
+            return result
+    except FileNotFoundError:
+        raise TraceError(f"{path}: file not found") from None
+
+
+def import_nvidia_smi_json(path: str | Path) -> Trace:
+    """Import the published ``[{"time": s, "power_metrics": {...}}]`` nvidia-smi power log."""
+    path = Path(path)
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TraceError(f"{path}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise TraceError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) and "power_metrics" in r for r in records):
+        raise TraceError(f"{path}: expected a JSON list of {{'time', 'power_metrics'}} records")
+    keys = sorted({key for r in records for key in r["power_metrics"]})
+    t = np.array([float(r["time"]) for r in records])
+    values = {f"{k}.power_w": np.array([float(r["power_metrics"].get(k, math.nan)) for r in records]) for k in keys}
+    interval = float(np.median(np.diff(t))) if len(t) > 1 else None
+    spec = StreamSpec(
+        "nvidia-smi",
+        tuple(values),
+        {"kind": "nvidia-smi", "name": "nvidia-smi", "update_interval_s": interval, "precision": {c: 0.01 for c in values}, "provenance": VENDOR},
+    )
+    return Trace(new_header([spec], source=str(path)), {"nvidia-smi": Stream(spec, t, values)}, [])
+
+
+def import_any(path: str | Path, events: str | Path | None = None) -> Trace:
+    """Import a CSV samples file or a JSON nvidia-smi power log, by content."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(64).lstrip()
+    except FileNotFoundError:
+        raise TraceError(f"{path}: file not found") from None
+    if start.startswith(b"["):
+        return import_nvidia_smi_json(path)
+    return import_csv(path, events)
