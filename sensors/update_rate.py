@@ -44,6 +44,35 @@ def interval_from_changes(changes: Sequence[float], min_changes: int = MIN_CHANG
     return statistics.median(gaps) if gaps else None
 
 
+def estimate_update_intervals(
+    reads: Sequence[Callable[[], Hashable]],
+    *,
+    duration_s: float = DEFAULT_DURATION_S,
+    poll_s: float = DEFAULT_POLL_S,
+    clock: Clock = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    min_changes: int = MIN_CHANGES,
+) -> list[float | None]:
+    """Poll every reading in ``reads`` together every ``poll_s`` for ``duration_s``; each one's update interval, s.
+
+    Each entry is the median time between changes of that reading's value, or None
+    when it changed fewer than ``min_changes`` times (an idle, constant reading carries
+    no timing information). The resolution is ``poll_s``.
+    """
+    times: list[float] = []
+    values: list[list[Hashable]] = [[] for _ in reads]
+    start = clock()
+    while True:
+        now = clock()
+        if now - start > duration_s:
+            break
+        for read, seen in zip(reads, values):
+            seen.append(read())
+        times.append(now)
+        sleep(poll_s)
+    return [interval_from_changes(change_times(times, seen), min_changes) for seen in values]
+
+
 def estimate_update_interval(
     read: Callable[[], Hashable],
     *,
@@ -53,22 +82,10 @@ def estimate_update_interval(
     sleep: Callable[[float], None] = time.sleep,
     min_changes: int = MIN_CHANGES,
 ) -> float | None:
-    """Poll ``read`` every ``poll_s`` for ``duration_s``; the median time between value changes, s.
-
-    Returns None when the value changed fewer than ``min_changes`` times (an idle,
-    constant reading carries no timing information). The resolution is ``poll_s``.
-    """
-    times: list[float] = []
-    values: list[Hashable] = []
-    start = clock()
-    while True:
-        now = clock()
-        if now - start > duration_s:
-            break
-        values.append(read())
-        times.append(now)
-        sleep(poll_s)
-    return interval_from_changes(change_times(times, values), min_changes)
+    """Poll ``read`` every ``poll_s`` for ``duration_s``; the median time between value changes, s (or None)."""
+    return estimate_update_intervals(
+        [read], duration_s=duration_s, poll_s=poll_s, clock=clock, sleep=sleep, min_changes=min_changes
+    )[0]
 
 
 class FreshnessTracker:
