@@ -171,6 +171,7 @@ class INA219Sensor(Sensor):
         name: str | None = None,
         clock: Clock = time.monotonic,
         provenance: str = MEASURED,
+        kind: str = "ina219",
     ) -> None:
         try:
             calibration = Calibration.for_shunt(shunt_ohms, max_expected_a)
@@ -185,8 +186,9 @@ class INA219Sensor(Sensor):
         self.device = INA219(bus, address)
         self.device.configure(config, calibration)
         self.clock = clock
+        self.kind = kind
         self._info = SensorInfo(
-            kind=self.kind,
+            kind=kind,
             name=name or f"ina219@{address:#04x}",
             channels=CHANNELS,
             update_interval_s=config.conversion_period_s,

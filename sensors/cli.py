@@ -1,0 +1,405 @@
+"""`edgetran sensor ...` and `edgetran trace ...`: sources, the daemon, recording, traces, energy.
+
+Bad input is raised as ``typer.BadParameter`` (one line, exit 2 at the entry point).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+sensor_app = typer.Typer(help="Power sensors: list them, record, watch live, run the sampling daemon.", no_args_is_help=True)
+trace_app = typer.Typer(help="Recorded traces: info, CSV/JSON import and export, energy of a window.", no_args_is_help=True)
+
+DEFAULT_RATE_HZ = 1000.0
+
+
+@contextmanager
+def input_errors() -> Iterator[None]:
+    """Turn the sensors room's input errors into one-line usage errors."""
+    from sensors.base import SensorConfigError, SensorError
+    from sensors.daemon import DaemonError
+    from sensors.trace.format import TraceError
+
+    try:
+        yield
+    except (SensorConfigError, SensorError, DaemonError, TraceError, ValueError, KeyError) as error:
+        raise typer.BadParameter(str(error).strip("'\"")) from None
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs to typed parameters (int, hex int, float, bool, or string)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--param needs key=value, got {pair!r}")
+        value: Any = text
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        else:
+            for convert in (lambda s: int(s, 0), float):
+                try:
+                    value = convert(text)
+                    break
+                except ValueError:
+                    continue
+        params[key.replace("-", "_")] = value
+    return params
+
+
+def build_sensor(kind: str, params: dict[str, Any], rate_hz: float | None):
+    """Create a sensor, passing the rate to kinds that take one."""
+    from sensors.registry import KINDS, create_sensor
+
+    with input_errors():
+        entry = KINDS.get(kind)
+        if entry is not None and rate_hz is not None and "rate_hz" in inspect.signature(entry.create).parameters:
+            params = {"rate_hz": rate_hz, **params}
+        return create_sensor(kind, **params)
+
+
+@sensor_app.command("list")
+def list_sensors(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Known sensor kinds and which are present on this machine."""
+    from sensors.registry import list_kinds
+
+    rows = list_kinds()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Sensor kinds")
+    for column in ("kind", "present", "provenance", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["kind"], "yes" if row["present"] else "no", row["provenance"], row["description"])
+    Console().print(table)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+@sensor_app.command("record")
+def record(
+    sensor: str = typer.Option("emulated-ina219", "--sensor", help="Sensor kind (see `sensor list`)."),
+    duration: float = typer.Option(3.0, "--duration", help="Seconds to record.", min=0.01),
+    rate: float = typer.Option(DEFAULT_RATE_HZ, "--rate", help="Polling rate in Hz."),
+    out: Path = typer.Option(..., "--out", help="Trace file to create (never overwritten)."),
+    param: list[str] = typer.Option([], "--param", help="Sensor parameter key=value (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Record a sensor to a trace file for a fixed duration, with a progress bar."""
+    from sensors.daemon import SamplingDaemon
+
+    if out.exists():
+        raise typer.BadParameter(f"{out}: already exists (refusing to overwrite a recording)")
+    source = build_sensor(sensor, parse_params(param), rate)
+    with input_errors():
+        daemon = SamplingDaemon([source], rate, ring_seconds=1.0, record_path=out)
+        daemon.start()
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    started = time.monotonic()
+    try:
+        with Progress(TextColumn("recording {task.description}"), BarColumn(), TimeRemainingColumn(), disable=as_json, transient=True) as progress:
+            task = progress.add_task(str(out), total=duration)
+            while not stop.is_set() and (elapsed := time.monotonic() - started) < duration:
+                progress.update(task, completed=elapsed)
+                time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        daemon.stop()
+        source.close()
+    stats = daemon.stats
+    elapsed = time.monotonic() - started
+    summary = {
+        "path": str(out),
+        "sensor": source.info.to_dict(),
+        "duration_s": elapsed,
+        "poll_rate_hz": rate,
+        "samples": stats.fresh,
+        "stored_rate_hz": stats.fresh / elapsed if elapsed > 0 else 0.0,
+        "on_time_fraction": stats.on_time_fraction,
+        "stale_reads": stats.stale,
+        "errors": stats.errors,
+        "gaps": stats.gaps,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(
+            f"recorded {stats.fresh} samples in {elapsed:.2f} s to {out} ({summary['stored_rate_hz']:.0f} Hz stored, "
+            f"{stats.on_time_fraction * 100:.2f}% of ticks on time, {stats.errors} errors, {stats.gaps} gaps; "
+            f"{source.info.provenance}, update interval {source.info.update_interval_s * 1e3:.3f} ms)"
+        )
+
+
+@sensor_app.command("live")
+def live(
+    sensor: str = typer.Option("emulated-ina219", "--sensor", help="Sensor kind (see `sensor list`)."),
+    replay: Optional[Path] = typer.Option(None, "--replay", help="Replay this trace instead of a sensor."),
+    speed: float = typer.Option(1.0, "--speed", help="Replay speed factor.", min=0.01),
+    rate: float = typer.Option(200.0, "--rate", help="Polling rate in Hz."),
+    window: float = typer.Option(10.0, "--window", help="Seconds shown.", min=0.5),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (default: Ctrl-C)."),
+    refresh: float = typer.Option(8.0, "--refresh", help="Screen updates per second.", min=1.0),
+    param: list[str] = typer.Option([], "--param", help="Sensor parameter key=value (repeatable)."),
+) -> None:
+    """Rolling power plot per channel in the terminal, with current/peak/mean readouts."""
+    from sensors.daemon import SamplingDaemon
+    from sensors.live import run_live
+
+    if replay is not None:
+        source = build_sensor("replay", {"path": str(replay), "speed": speed, "loop": True}, None)
+    else:
+        source = build_sensor(sensor, parse_params(param), rate)
+    with input_errors():
+        daemon = SamplingDaemon([source], rate, ring_seconds=window * 1.5)
+    daemon.start()
+    try:
+        run_live(daemon, duration, window, refresh)
+    finally:
+        daemon.stop()
+        source.close()
+
+
+def load_daemon_config(path: Path) -> dict:
+    """Parse and check a daemon TOML file ([daemon] table and [[sensors]] array)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            table = tomllib.load(handle)
+    except FileNotFoundError:
+        raise typer.BadParameter(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise typer.BadParameter(f"{path}: not valid TOML ({error})") from None
+    daemon = table.get("daemon", {})
+    sensors = table.get("sensors", [])
+    if not isinstance(sensors, list) or not sensors:
+        raise typer.BadParameter(f"{path}: needs at least one [[sensors]] table")
+    for i, entry in enumerate(sensors):
+        if not isinstance(entry, dict) or "kind" not in entry:
+            raise typer.BadParameter(f"{path}: sensors[{i}] needs a kind")
+    known = {"host", "port", "token", "token_file", "allow_remote", "rate_hz", "ring_seconds", "record"}
+    unknown = sorted(set(daemon) - known)
+    if unknown:
+        raise typer.BadParameter(f"{path}: unknown [daemon] key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    return {"daemon": daemon, "sensors": sensors}
+
+
+def record_file(target: str) -> Path:
+    """A new trace path: ``target`` itself, or a timestamped file inside it when it is a directory."""
+    path = Path(target)
+    if target.endswith("/") or path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        return path / time.strftime("edgetran-%Y%m%dT%H%M%SZ.ettrace", time.gmtime())
+    return path
+
+
+@sensor_app.command("daemon")
+def daemon_command(config: Path = typer.Option(..., "--config", help="Daemon TOML file (see sensors/systemd/).")) -> None:
+    """Run the sampling daemon as a service (what the Pi's systemd unit starts)."""
+    from sensors.daemon import DEFAULT_PORT, SamplingDaemon
+
+    settings = load_daemon_config(config)
+    options = settings["daemon"]
+    rate = float(options.get("rate_hz", DEFAULT_RATE_HZ))
+    token = options.get("token")
+    if options.get("token_file"):
+        try:
+            token = Path(options["token_file"]).read_text().strip()
+        except OSError as error:
+            raise typer.BadParameter(f"token_file {options['token_file']}: {error.strerror}") from None
+    sensors = []
+    for entry in settings["sensors"]:
+        params = {k: v for k, v in entry.items() if k != "kind"}
+        sensors.append(build_sensor(entry["kind"], params, rate))
+    record_path = record_file(options["record"]) if options.get("record") else None
+    with input_errors():
+        daemon = SamplingDaemon(
+            sensors,
+            rate,
+            ring_seconds=float(options.get("ring_seconds", 60.0)),
+            record_path=record_path,
+            host=str(options.get("host", "127.0.0.1")),
+            port=int(options.get("port", DEFAULT_PORT)),
+            token=token,
+            allow_remote=bool(options.get("allow_remote", False)),
+        )
+        daemon.start()
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    typer.echo(f"edgetran sensor daemon: {len(sensors)} sensor(s) at {rate:g} Hz on {daemon.host}:{daemon.port}"
+               + (f", recording to {record_path}" if record_path else ""), err=True)
+    sys.stderr.flush()
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        daemon.stop()
+        for sensor in sensors:
+            sensor.close()
+
+
+# -- traces ---------------------------------------------------------------------------
+
+
+def _load(path: Path):
+    from sensors.trace.format import read_trace
+
+    with input_errors():
+        return read_trace(path)
+
+
+def trace_summary(trace) -> dict:
+    """Samples, duration, rate, channels, gaps and events of a trace (first stream on top)."""
+    from sensors.energy import GAP_FACTOR
+
+    streams = []
+    gap_events = sum(1 for e in trace.events if e.kind == "gap_begin")
+    for stream in trace.streams.values():
+        t = stream.t
+        spacing = np.diff(t)
+        declared = stream.spec.update_interval_s or 0.0
+        nominal = max(declared, stream.spec.poll_interval_s or 0.0) or (float(np.median(spacing)) if len(spacing) else 0.0)
+        spacing_gaps = int(np.sum(spacing > GAP_FACTOR * nominal * (1 + 1e-9))) if len(spacing) and nominal else 0
+        duration = float(t[-1] - t[0]) if len(t) > 1 else 0.0
+        streams.append(
+            {
+                "name": stream.spec.name,
+                "samples": int(len(t)),
+                "duration_s": duration,
+                "rate_hz": (len(t) - 1) / duration if duration > 0 else 0.0,
+                "channels": list(stream.spec.channels),
+                "update_interval_s": stream.spec.update_interval_s,
+                "gaps": spacing_gaps,
+                "sensor_kind": stream.spec.sensor.get("kind"),
+                "provenance": stream.spec.sensor.get("provenance"),
+            }
+        )
+    first = streams[0] if streams else {"samples": 0, "duration_s": 0.0, "rate_hz": 0.0, "channels": [], "gaps": 0}
+    return {
+        "samples": first["samples"],
+        "duration_s": first["duration_s"],
+        "rate_hz": first["rate_hz"],
+        "channels": first["channels"],
+        "gaps": first["gaps"] + gap_events,
+        "events": len(trace.events),
+        "streams": streams,
+        "closed_cleanly": trace.closed_cleanly,
+        "problems": trace.problems,
+        "clock_offset_s": trace.header.get("clock_offset_s"),
+        "clock_offset_uncertainty_s": trace.header.get("clock_offset_uncertainty_s"),
+    }
+
+
+@trace_app.command("info")
+def info(path: Path = typer.Argument(..., help="Trace file."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Samples, duration, rate, channels, gaps and events of a trace."""
+    summary = trace_summary(_load(path))
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    for stream in summary["streams"]:
+        typer.echo(
+            f"{stream['name']}: {stream['samples']} samples over {stream['duration_s']:.3f} s "
+            f"({stream['rate_hz']:.1f} Hz), channels {', '.join(stream['channels'])}, {stream['gaps']} gaps"
+        )
+    typer.echo(f"{summary['events']} events; {'closed cleanly' if summary['closed_cleanly'] else 'not closed cleanly'}")
+    for problem in summary["problems"]:
+        typer.echo(f"problem: {problem}")
+
+
+@trace_app.command("import")
+def import_command(
+    source: Path = typer.Argument(..., help="CSV (t_s,power_w[,...]) or a JSON nvidia-smi power log."),
+    out: Path = typer.Option(..., "--out", help="Trace file to create."),
+    events: Optional[Path] = typer.Option(None, "--events", help="Events CSV (t_s,event,label)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the new trace's info as JSON."),
+) -> None:
+    """Import samples (and events) into a trace file."""
+    from sensors.trace.exchange import import_any
+    from sensors.trace.format import write_trace
+
+    with input_errors():
+        trace = import_any(source, events)
+        write_trace(out, trace)
+    summary = trace_summary(_load(out))
+    typer.echo(json.dumps(summary, indent=2) if as_json else f"imported {summary['samples']} samples into {out}")
+
+
+@trace_app.command("export")
+def export_command(
+    path: Path = typer.Argument(..., help="Trace file."),
+    csv_path: Path = typer.Option(..., "--csv", help="Samples CSV to write (events go to *.events.csv)."),
+    stream: Optional[str] = typer.Option(None, "--stream", help="Stream to export (default: the first)."),
+) -> None:
+    """Export one stream's samples and the events as CSV."""
+    from sensors.trace.exchange import export_csv
+
+    with input_errors():
+        samples, events = export_csv(_load(path), csv_path, stream)
+    typer.echo(f"wrote {samples} and {events}")
+
+
+@trace_app.command("energy")
+def energy_command(
+    path: Path = typer.Argument(..., help="Trace file."),
+    start: float = typer.Option(..., "--start", help="Window start, seconds from the stream's first sample."),
+    end: float = typer.Option(..., "--end", help="Window end, seconds from the stream's first sample."),
+    baseline_w: float = typer.Option(0.0, "--baseline-w", help="Idle power to subtract, W."),
+    stream: Optional[str] = typer.Option(None, "--stream", help="Stream (default: the first)."),
+    channel: Optional[str] = typer.Option(None, "--channel", help="Power channel (default: the first *power_w)."),
+    absolute: bool = typer.Option(False, "--absolute", help="--start/--end are the trace's own timestamps."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Energy, peak and mean power and coverage of a window of a trace."""
+    from sensors.energy import energy_window
+
+    trace = _load(path)
+    with input_errors():
+        data = trace.stream(stream)
+        channel = channel or data.power_channel()
+        values = data.channel(channel)
+        if len(data.t) == 0:
+            raise ValueError(f"stream {data.spec.name!r} has no samples")
+        offset = 0.0 if absolute else float(data.t[0])
+        nominal = max(data.spec.update_interval_s or 0.0, data.spec.poll_interval_s or 0.0) or None
+        result = energy_window(data.t, values, start + offset, end + offset, baseline_w, nominal)
+    figures = {"stream": data.spec.name, "channel": channel, **result.to_dict()}
+    if not absolute:
+        figures["start_s"], figures["end_s"] = start, end
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))
+        return
+    typer.echo(
+        f"{figures['energy_j']:.6g} J over {result.duration_s:.6g} s: peak {figures['peak_power_w']:.4g} W, "
+        f"mean {figures['mean_power_w']:.4g} W, coverage {figures['coverage'] * 100:.2f}%"
+    )
+    for warning in figures["warnings"]:
+        typer.echo(f"warning: {warning}")
