@@ -37,7 +37,8 @@ def input_errors() -> Iterator[None]:
     try:
         yield
     except (SensorConfigError, SensorError, DaemonError, TraceError, ValueError, KeyError) as error:
-        raise typer.BadParameter(str(error).strip("'\"")) from None
+        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        raise typer.BadParameter(message) from None
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

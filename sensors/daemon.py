@@ -382,7 +382,7 @@ class _Handler(socketserver.StreamRequestHandler):
                     ),
                 }
         except (KeyError, ValueError, TypeError) as error:
-            return {"ok": False, "error": str(error).strip("'\"")}
+            return {"ok": False, "error": str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
     def _subscribe(self, daemon: SamplingDaemon, request: dict) -> None:
@@ -391,7 +391,7 @@ class _Handler(socketserver.StreamRequestHandler):
         try:
             daemon.sensor_index(request.get("sensor"))
         except KeyError as error:
-            self._send({"ok": False, "error": str(error).strip("'\"")})
+            self._send({"ok": False, "error": str(error.args[0])})
             return
         while daemon.running or not daemon._stop.is_set():
             time.sleep(period)

@@ -1,0 +1,131 @@
+"""`edgetran sensor` and `edgetran trace`: the CLI contract and its bad-input behaviour."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware_host.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("rec") / "square.ettrace"
+    code = main(["sensor", "record", "--duration", "1.5", "--rate", "1000", "--out", str(path), "--param", "waveform=square:1,6,0.5", "--json"])
+    assert code == 0
+    return path
+
+
+def test_sensor_list_json(capsys):
+    code, out, _ = run_cli(capsys, "sensor", "list", "--json")
+    kinds = {row["kind"]: row for row in json.loads(out)}
+    assert code == 0
+    assert kinds["emulated-ina219"]["present"] is True
+    assert {"ina219", "replay"} <= set(kinds)
+
+
+def test_record_then_info_energy_export_import(capsys, recorded: Path, tmp_path: Path):
+    code, out, _ = run_cli(capsys, "trace", "info", str(recorded), "--json")
+    info = json.loads(out)
+    assert code == 0
+    assert set(info) >= {"samples", "duration_s", "rate_hz", "channels", "gaps", "events"}
+    assert info["samples"] > 1000 and 800 < info["rate_hz"] <= 1010
+    assert info["channels"][0] == "power_w" and info["closed_cleanly"]
+    code, out, _ = run_cli(capsys, "trace", "energy", str(recorded), "--start", "0.25", "--end", "1.25", "--json")
+    figures = json.loads(out)
+    assert code == 0
+    assert figures["energy_j"] == pytest.approx(3.5, rel=0.03)  # square 1/6 W, duty 0.5
+    assert figures["peak_power_w"] == pytest.approx(6.0, abs=0.02)
+    assert set(figures) >= {"energy_j", "peak_power_w", "mean_power_w", "coverage", "warnings"}
+    code, out, _ = run_cli(capsys, "trace", "energy", str(recorded), "--start", "0.25", "--end", "1.25", "--baseline-w", "1", "--json")
+    assert json.loads(out)["energy_j"] == pytest.approx(figures["energy_j"] - 1.0, rel=1e-3)
+    csv_path = tmp_path / "out.csv"
+    assert run_cli(capsys, "trace", "export", str(recorded), "--csv", str(csv_path))[0] == 0
+    assert csv_path.read_text().startswith("t_s,power_w,bus_v,shunt_v,current_a\n")
+    back = tmp_path / "back.ettrace"
+    code, out, _ = run_cli(capsys, "trace", "import", str(csv_path), "--out", str(back), "--json")
+    assert code == 0 and json.loads(out)["samples"] == info["samples"]
+
+
+def test_import_published_a100_json(capsys, shared_published: Path, tmp_path: Path):
+    out_path = tmp_path / "a100.ettrace"
+    source = shared_published / "traces" / "a100_bert_tiny_sst2_nvidia_smi.json"
+    code, out, _ = run_cli(capsys, "trace", "import", str(source), "--out", str(out_path), "--json")
+    assert code == 0 and json.loads(out)["samples"] == 105
+    code, out, _ = run_cli(capsys, "trace", "energy", str(out_path), "--start", "0", "--end", "14.85", "--json")
+    figures = json.loads(out)
+    assert 35.6 < figures["mean_power_w"] < 40.7
+    assert figures["peak_power_w"] == pytest.approx(40.61)
+
+
+@pytest.mark.parametrize(
+    "make_args, fragment",
+    [
+        (lambda t, r: ["sensor", "record", "--out", str(r)], "already exists"),
+        (lambda t, r: ["sensor", "record", "--sensor", "nosuch", "--out", str(t / "x")], "unknown sensor kind 'nosuch'"),
+        (lambda t, r: ["sensor", "record", "--rate", "9000", "--out", str(t / "x")], "cannot deliver 9000 Hz"),
+        (lambda t, r: ["sensor", "record", "--param", "waveform=sine", "--out", str(t / "x")], "waveform 'sine'"),
+        (lambda t, r: ["sensor", "record", "--param", "novalue", "--out", str(t / "x")], "key=value"),
+        (lambda t, r: ["sensor", "record", "--param", "colour=red", "--out", str(t / "x")], "unexpected keyword argument 'colour'"),
+        (lambda t, r: ["trace", "info", str(t / "missing")], "file not found"),
+        (lambda t, r: ["trace", "energy", str(r), "--start", "2", "--end", "1"], "ends (1"),
+        (lambda t, r: ["trace", "energy", str(r), "--start", "0", "--end", "1", "--channel", "volts"], "no channel 'volts'"),
+        (lambda t, r: ["trace", "import", str(r), "--out", str(t / "y")], "not a text CSV file"),
+        (lambda t, r: ["trace", "export", str(r), "--csv", str(t / "no" / "dir.csv")], "does not exist"),
+        (lambda t, r: ["sensor", "daemon", "--config", str(t / "none.toml")], "file not found"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, recorded, tmp_path, make_args, fragment):
+    code, out, err = run_cli(capsys, *make_args(tmp_path, recorded))
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert fragment in lines[0]
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_daemon_service_runs_from_a_config_file(tmp_path: Path):
+    config = tmp_path / "daemon.toml"
+    traces = tmp_path / "traces"
+    config.write_text(
+        f"""
+[daemon]
+port = 0
+rate_hz = 500
+record = "{traces}/"
+
+[[sensors]]
+kind = "emulated-ina219"
+name = "bench"
+waveform = "constant:3.3"
+"""
+    )
+    script = shutil.which("edgetran")
+    command = [script] if script else [sys.executable, "-m", "firmware_host"]
+    process = subprocess.Popen([*command, "sensor", "daemon", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    try:
+        banner = process.stderr.readline()
+        assert "1 sensor(s) at 500 Hz on 127.0.0.1:" in banner
+        time.sleep(1.0)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert process.returncode == 0
+    (trace_file,) = traces.glob("edgetran-*.ettrace")
+    from sensors.trace.format import read_trace
+
+    trace = read_trace(trace_file)
+    assert trace.closed_cleanly
+    assert trace.stream("bench").values["power_w"].mean() == pytest.approx(3.3, rel=0.01)
