@@ -72,6 +72,8 @@ def _clean(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if t.shape != p.shape or t.ndim != 1:
         raise ValueError(f"times and values must be 1-D arrays of equal length, got {t.shape} and {p.shape}")
     keep = np.isfinite(t) & np.isfinite(p)
+    if keep.all():
+        return t, p
     return t[keep], p[keep]
 
 

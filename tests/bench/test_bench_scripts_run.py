@@ -22,3 +22,22 @@ def test_space_bench_prints_every_rate():
     assert set(figures["sampling_per_s"]) == {"sobol", "lhs", "halton", "hammersly", "random"}
     for key in ("embed_per_s", "decode_per_s", "decode_many_per_s", "project_per_s"):
         assert figures[key] > 0
+
+
+def test_sensor_bench_prints_every_figure():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "sensor_bench.py"),
+            "--daemon-seconds", "0.5", "--reads", "200", "--trace-samples", "2000", "--energy-seconds", "10", "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert figures["read_overhead"]["fast"]["median_us"] > 0
+    assert figures["daemon"]["ticks"] > 0
+    assert figures["trace_write"]["append_samples_per_s"] > 0
+    assert figures["energy_windows"]["one_second_windows"] == 9
