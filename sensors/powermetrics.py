@@ -140,7 +140,11 @@ def parse_document(doc: bytes) -> PowermetricsSample:
     stamp = data.get("timestamp")
     model = data.get("hw_model")
     return PowermetricsSample(
-        elapsed, power, energy, stamp if isinstance(stamp, datetime) else None, model if isinstance(model, str) else None
+        elapsed,
+        power,
+        energy,
+        timestamp=stamp if isinstance(stamp, datetime) else None,
+        hw_model=model if isinstance(model, str) else None,
     )
 
 

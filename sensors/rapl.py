@@ -127,7 +127,8 @@ class RaplSensor(Sensor):
         self.clock = clock
         found = discover(root)
         if not found:
-            raise SensorError(f"no RAPL zones under {under_root(root, POWERCAP_DIR)} (not an Intel/AMD CPU, or no powercap)")
+            where = under_root(root, POWERCAP_DIR)
+            raise SensorError(f"no RAPL zones under {where} (not an Intel/AMD CPU, or no powercap support)")
         if zones is not None:
             by_label = {z.label: z for z in found}
             missing = [z for z in zones if z not in by_label]

@@ -93,7 +93,9 @@ def test_older_output_without_energy_keys() -> None:
 def test_bad_documents_are_format_errors() -> None:
     with pytest.raises(PowermetricsFormatError, match="not a plist"):
         parse_document(b"<?xml version='1.0'?><plist><dict><key>x</key></plist>")
-    no_power = b'<?xml version="1.0"?><plist version="1.0"><dict><key>elapsed_ns</key><integer>5</integer></dict></plist>'
+    no_power = (
+        b'<?xml version="1.0"?><plist version="1.0"><dict><key>elapsed_ns</key><integer>5</integer></dict></plist>'
+    )
     with pytest.raises(PowermetricsFormatError, match="cpu_power"):
         parse_document(no_power)
     no_elapsed = b'<?xml version="1.0"?><plist version="1.0"><dict><key>processor</key><dict/></dict></plist>'
@@ -158,7 +160,8 @@ def test_a_tool_that_ends_is_an_error_once_its_samples_are_read() -> None:
 def test_missing_tool_non_root_and_silent_tool_are_clear_errors() -> None:
     with pytest.raises(SensorError, match="not found: powermetrics ships with macOS"):
         PowermetricsSensor(command=["/nonexistent/bin/powermetrics", "-f", "plist"])
-    not_root = [sys.executable, "-c", "import sys; sys.stderr.write('powermetrics must be invoked as the superuser\\n'); sys.exit(1)"]
+    message = "powermetrics must be invoked as the superuser"
+    not_root = [sys.executable, "-c", f"import sys; sys.stderr.write('{message}\\n'); sys.exit(1)"]
     with pytest.raises(SensorError, match="needs root.*NOPASSWD"):
         PowermetricsSensor(command=not_root)
     sudo_n = [sys.executable, "-c", "import sys; sys.stderr.write('sudo: a password is required\\n'); sys.exit(1)"]
