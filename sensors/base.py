@@ -24,7 +24,7 @@ EMULATED = "emulated"  # no hardware: an emulator or a replay of recorded data
 CONTEXT = "context"  # not power: utilisation, frequency (psutil)
 PROVENANCES = (MEASURED, VENDOR, EMULATED, CONTEXT)
 
-UNIT_SUFFIXES = {"_w": "W", "_v": "V", "_a": "A", "_j": "J", "_pct": "%", "_mhz": "MHz", "_c": "degC"}
+UNIT_SUFFIXES = {"_w": "W", "_v": "V", "_a": "A", "_j": "J", "_pct": "%", "_mhz": "MHz", "_c": "degC", "_bytes": "B"}
 
 
 class SensorError(OSError):

@@ -9,7 +9,7 @@ real bus (``smbus2.SMBus(bus)``) on a Pi.
 from __future__ import annotations
 
 import glob
-import shutil
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -100,6 +100,18 @@ def _has_i2c() -> bool:
     return bool(glob.glob("/dev/i2c-*"))
 
 
+def _vendor(module: str, cls: str) -> tuple[Callable[[], bool], Callable[..., Sensor]]:
+    """present() and a constructor of a vendor-source module, imported only when used."""
+
+    def present() -> bool:
+        return bool(importlib.import_module(f"sensors.{module}").present())
+
+    def create(**params: Any) -> Sensor:
+        return getattr(importlib.import_module(f"sensors.{module}"), cls)(**params)
+
+    return present, create
+
+
 KINDS: dict[str, SensorKind] = {
     k.kind: k
     for k in (
@@ -107,6 +119,11 @@ KINDS: dict[str, SensorKind] = {
         SensorKind("ina219", "INA219 on a Linux I2C bus (Raspberry Pi), fast smbus2 path", MEASURED, _has_i2c, _ina219),
         SensorKind("ina219-adafruit", "INA219 through adafruit-circuitpython-ina219", MEASURED, _has_i2c, _ina219_adafruit),
         SensorKind("replay", "a recorded trace played back in real time", EMULATED, lambda: True, _replay),
+        SensorKind("ina3221", "Jetson INA3221 rails from hwmon/IIO sysfs (both driver layouts)", MEASURED, *_vendor("ina3221", "Ina3221Sensor")),
+        SensorKind("rapl", "Intel RAPL powercap energy counters", VENDOR, *_vendor("rapl", "RaplSensor")),
+        SensorKind("nvml", "NVIDIA GPUs through NVML: energy counter where supported, power", VENDOR, *_vendor("nvml", "NvmlSensor")),
+        SensorKind("powermetrics", "Apple silicon CPU/GPU/ANE power from powermetrics", VENDOR, *_vendor("powermetrics", "PowermetricsSensor")),
+        SensorKind("psutil", "CPU utilisation and frequency (context, not power)", CONTEXT, *_vendor("psutil_source", "PsutilSensor")),
     )
 }
 
@@ -138,5 +155,3 @@ def list_kinds() -> list[dict]:
         rows.append({"kind": entry.kind, "description": entry.description, "provenance": entry.provenance, "present": present})
     return rows
 
-
-_ = (shutil, VENDOR, CONTEXT)
