@@ -18,7 +18,9 @@ Choices:
   the export parity) independent of the sequence length.
 
 The matrices depend only on the size, are computed once in float64 and cached as
-float32 tensors; a model exported for a fixed sequence length holds them as constants.
+float32 numpy arrays; each call wraps them in a tensor (never cached as a tensor: a
+cache filled while torch.export traces would hold fake tensors). A model exported for a
+fixed sequence length holds them as constants.
 """
 
 from __future__ import annotations
@@ -47,14 +49,24 @@ def dct_matrix_np(size: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def dft_matrices(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(C, S)`` of :func:`dft_matrices_np` as cached float32 tensors."""
+def _dft_float32(size: int) -> tuple[np.ndarray, np.ndarray]:
     cos, sin = dft_matrices_np(size)
-    return torch.from_numpy(cos.astype(np.float32)), torch.from_numpy(sin.astype(np.float32))
+    return cos.astype(np.float32), sin.astype(np.float32)
 
 
 @lru_cache(maxsize=64)
-def dct_matrices(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(D, D^T)`` of :func:`dct_matrix_np` as cached float32 tensors."""
+def _dct_float32(size: int) -> tuple[np.ndarray, np.ndarray]:
     matrix = dct_matrix_np(size).astype(np.float32)
-    return torch.from_numpy(matrix), torch.from_numpy(np.ascontiguousarray(matrix.T))
+    return matrix, np.ascontiguousarray(matrix.T)
+
+
+def dft_matrices(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(C, S)`` of :func:`dft_matrices_np` as float32 tensors (constants when traced for export)."""
+    cos, sin = _dft_float32(size)
+    return torch.from_numpy(cos), torch.from_numpy(sin)
+
+
+def dct_matrices(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(D, D^T)`` of :func:`dct_matrix_np` as float32 tensors (constants when traced for export)."""
+    matrix, transposed = _dct_float32(size)
+    return torch.from_numpy(matrix), torch.from_numpy(transposed)
