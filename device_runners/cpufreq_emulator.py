@@ -29,6 +29,7 @@ from pathlib import Path
 
 from device_runners.cpufreq import CPUFREQ_DIR, UDEV_HINT, CpufreqError, SysfsAccess
 
+EMULATED_MARKER = ".edgetran-emulated"  # marks a root as an emulated tree, so the CLI applies kernel rules
 RPI4_FREQUENCIES_KHZ = tuple(range(600000, 1500001, 100000))
 LINUX_GOVERNORS = ("conservative", "ondemand", "userspace", "powersave", "performance", "schedutil")
 
@@ -56,6 +57,8 @@ class EmulatedCpufreq(SysfsAccess):
     def create(cls, root: str | Path, policies: list[PolicySpec] | None = None) -> "EmulatedCpufreq":
         """Write a fresh tree under ``root`` and return access to it."""
         access = cls(root)
+        access.root.mkdir(parents=True, exist_ok=True)
+        (access.root / EMULATED_MARKER).write_text("emulated cpufreq tree written by edgetran\n")
         for spec in policies or [PolicySpec()]:
             folder = access.path(f"{CPUFREQ_DIR}/{spec.name}")
             folder.mkdir(parents=True, exist_ok=True)
