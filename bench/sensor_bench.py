@@ -6,7 +6,8 @@ Run: python bench/sensor_bench.py [--daemon-seconds 10] [--reads 5000] [--json]
    emulated bus, side by side in this process (same emulated chip, same settings).
 2. The sustained rate the sampling daemon holds with the emulated INA219 polled at
    2 kHz: share of ticks sampled within half an interval (target >= 99%), stored
-   rate, missed ticks, worst lateness.
+   rate, missed ticks, worst lateness; with the default scheduler and with the
+   sampling thread on SCHED_FIFO (when permitted), side by side.
 3. Trace write throughput: samples/s through the per-sample API the daemon uses and
    through the block API imports use.
 4. Energy-window throughput on one hour of 2 kHz samples: one hour-long window, and
@@ -58,14 +59,16 @@ def read_overhead(reads: int) -> dict:
     return result
 
 
-def daemon_timing(seconds: float) -> dict:
-    """The daemon polling an emulated INA219 at 2 kHz for ``seconds``."""
+def daemon_timing(seconds: float, realtime_priority: int | None) -> dict:
+    """The daemon polling an emulated INA219 at 2 kHz for ``seconds`` (recording a trace)."""
     sensor = create_sensor("emulated-ina219", rate_hz=DAEMON_RATE_HZ, waveform="square:1,6,0.2")
     with tempfile.TemporaryDirectory() as folder:
-        with SamplingDaemon([sensor], DAEMON_RATE_HZ, record_path=Path(folder) / "bench.ettrace") as daemon:
+        daemon = SamplingDaemon([sensor], DAEMON_RATE_HZ, record_path=Path(folder) / "bench.ettrace", realtime_priority=realtime_priority)
+        with daemon:
             time.sleep(seconds)
     stats = daemon.stats
     return {
+        "scheduling": daemon.scheduling,
         "rate_hz": DAEMON_RATE_HZ,
         "seconds": seconds,
         "ticks": stats.ticks,
@@ -123,20 +126,22 @@ def main() -> None:
     args = parser.parse_args()
     results = {
         "read_overhead": read_overhead(args.reads),
-        "daemon": daemon_timing(args.daemon_seconds),
+        "daemon": daemon_timing(args.daemon_seconds, None),
+        "daemon_realtime": daemon_timing(args.daemon_seconds, 10),
         "trace_write": trace_throughput(args.trace_samples),
         "energy_windows": energy_throughput(args.energy_seconds),
     }
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    r, d, w, e = results["read_overhead"], results["daemon"], results["trace_write"], results["energy_windows"]
+    r, w, e = results["read_overhead"], results["trace_write"], results["energy_windows"]
     print("INA219 read overhead on the emulated bus (median of 100-read blocks):")
     print(f"  fast smbus path   {r['fast']['median_us']:8.1f} us/read")
     print(f"  Adafruit path     {r['adafruit']['median_us']:8.1f} us/read   ({r['adafruit_over_fast']:.1f}x the fast path)")
-    print(f"daemon at {d['rate_hz']:.0f} Hz for {d['seconds']:.0f} s: {d['on_time_fraction'] * 100:.2f}% of ticks on time "
-          f"(target >= {ON_TIME_TARGET * 100:.0f}%: {'met' if d['target_met'] else 'NOT met'}), {d['missed_ticks']} missed, "
-          f"worst lateness {d['max_lateness_ms']:.2f} ms, {d['stored_rate_hz']:.0f} fresh samples/s stored")
+    for d in (results["daemon"], results["daemon_realtime"]):
+        print(f"daemon at {d['rate_hz']:.0f} Hz for {d['seconds']:.0f} s, {d['scheduling']}: {d['on_time_fraction'] * 100:.2f}% of ticks "
+              f"on time (target >= {ON_TIME_TARGET * 100:.0f}%: {'met' if d['target_met'] else 'NOT met'}), {d['missed_ticks']} missed, "
+              f"worst lateness {d['max_lateness_ms']:.2f} ms, {d['stored_rate_hz']:.0f} fresh samples/s stored")
     print(f"trace writes: {w['append_samples_per_s']:,.0f} samples/s per-sample, {w['block_samples_per_s']:,.0f} samples/s in blocks, "
           f"{w['bytes_per_sample']:.1f} bytes/sample (4 channels)")
     print(f"energy windows on {e['samples']:,} samples at 2 kHz: one window over all {e['one_window_s'] * 1e3:.0f} ms, "

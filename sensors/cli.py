@@ -25,6 +25,7 @@ sensor_app = typer.Typer(help="Power sensors: list them, record, watch live, run
 trace_app = typer.Typer(help="Recorded traces: info, CSV/JSON import and export, energy of a window.", no_args_is_help=True)
 
 DEFAULT_RATE_HZ = 1000.0
+DEFAULT_REALTIME_PRIORITY = 10  # SCHED_FIFO priority asked for the sampling thread (kept default if refused)
 
 
 @contextmanager
@@ -106,6 +107,7 @@ def record(
     rate: float = typer.Option(DEFAULT_RATE_HZ, "--rate", help="Polling rate in Hz."),
     out: Path = typer.Option(..., "--out", help="Trace file to create (never overwritten)."),
     param: list[str] = typer.Option([], "--param", help="Sensor parameter key=value (repeatable)."),
+    realtime: bool = typer.Option(True, "--realtime/--no-realtime", help="Ask for SCHED_FIFO for the sampling thread."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Record a sensor to a trace file for a fixed duration, with a progress bar."""
@@ -115,7 +117,9 @@ def record(
         raise typer.BadParameter(f"{out}: already exists (refusing to overwrite a recording)")
     source = build_sensor(sensor, parse_params(param), rate)
     with input_errors():
-        daemon = SamplingDaemon([source], rate, ring_seconds=1.0, record_path=out)
+        daemon = SamplingDaemon(
+            [source], rate, ring_seconds=1.0, record_path=out, realtime_priority=DEFAULT_REALTIME_PRIORITY if realtime else None
+        )
         daemon.start()
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -144,13 +148,14 @@ def record(
         "stale_reads": stats.stale,
         "errors": stats.errors,
         "gaps": stats.gaps,
+        "scheduling": daemon.scheduling,
     }
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
         typer.echo(
             f"recorded {stats.fresh} samples in {elapsed:.2f} s to {out} ({summary['stored_rate_hz']:.0f} Hz stored, "
-            f"{stats.on_time_fraction * 100:.2f}% of ticks on time, {stats.errors} errors, {stats.gaps} gaps; "
+            f"{stats.on_time_fraction * 100:.2f}% of ticks on time ({daemon.scheduling}), {stats.errors} errors, {stats.gaps} gaps; "
             f"{source.info.provenance}, update interval {source.info.update_interval_s * 1e3:.3f} ms)"
         )
 
@@ -204,7 +209,7 @@ def load_daemon_config(path: Path) -> dict:
     for i, entry in enumerate(sensors):
         if not isinstance(entry, dict) or "kind" not in entry:
             raise typer.BadParameter(f"{path}: sensors[{i}] needs a kind")
-    known = {"host", "port", "token", "token_file", "allow_remote", "rate_hz", "ring_seconds", "record"}
+    known = {"host", "port", "token", "token_file", "allow_remote", "rate_hz", "ring_seconds", "record", "realtime_priority"}
     unknown = sorted(set(daemon) - known)
     if unknown:
         raise typer.BadParameter(f"{path}: unknown [daemon] key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -249,6 +254,7 @@ def daemon_command(config: Path = typer.Option(..., "--config", help="Daemon TOM
             port=int(options.get("port", DEFAULT_PORT)),
             token=token,
             allow_remote=bool(options.get("allow_remote", False)),
+            realtime_priority=int(options.get("realtime_priority", DEFAULT_REALTIME_PRIORITY)) or None,
         )
         daemon.start()
     stop = threading.Event()
@@ -382,6 +388,8 @@ def energy_command(
     """Energy, peak and mean power and coverage of a window of a trace."""
     from sensors.energy import energy_window
 
+    if end <= start:
+        raise typer.BadParameter(f"--end ({end:g}) must be after --start ({start:g})")
     trace = _load(path)
     with input_errors():
         data = trace.stream(stream)

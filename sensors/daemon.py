@@ -4,6 +4,11 @@
   thread sleeps until shortly before a tick and spins the rest (``spin_s``). A sample is
   *on time* when it is taken within half an interval of its tick. If the thread falls
   more than one interval behind, the missed ticks are skipped and counted.
+* **Scheduling.** With ``realtime_priority`` the sampling thread asks for SCHED_FIFO
+  (root, CAP_SYS_NICE, or systemd's ``CPUSchedulingPolicy=fifo``), which keeps ticks on
+  time when other work loads every core; without permission it keeps the default
+  policy and says so in ``status``. The spin before each tick is bounded by ``spin_s``,
+  so a FIFO sampler leaves the CPU to others between ticks.
 * **Errors.** A read that raises is retried at once (``retries`` times); if every try
   fails, a ``gap_begin`` event is recorded and sampling goes on; the first good read
   after it records ``gap_end``. The daemon never stops on a sensor error.
@@ -27,6 +32,7 @@ import hmac
 import ipaddress
 import json
 import math
+import os
 import socket
 import socketserver
 import threading
@@ -126,6 +132,7 @@ class SamplingDaemon:
         allow_remote: bool = False,
         retries: int = 3,
         spin_s: float = 0.0002,
+        realtime_priority: int | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         if not sensors:
@@ -145,6 +152,8 @@ class SamplingDaemon:
         self.interval_s = 1.0 / rate_hz
         self.retries = retries
         self.spin_s = spin_s
+        self.realtime_priority = realtime_priority
+        self.scheduling = "SCHED_OTHER"
         self.clock = clock
         self.host, self.port, self.token = host, port, token
         self.channels = [tuple(s.info.channels) for s in sensors]
@@ -206,7 +215,18 @@ class SamplingDaemon:
 
     # -- sampling --------------------------------------------------------------------
 
+    def _set_realtime(self) -> None:
+        """Ask for SCHED_FIFO for the sampling thread; keep the default policy if not permitted."""
+        if self.realtime_priority is None:
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))  # 0: this thread
+            self.scheduling = f"SCHED_FIFO {self.realtime_priority}"
+        except (PermissionError, AttributeError, OSError) as error:
+            self.scheduling = f"SCHED_OTHER (SCHED_FIFO refused: {getattr(error, 'strerror', None) or error})"
+
     def _run(self) -> None:
+        self._set_realtime()
         interval = self.interval_s
         next_tick = self.clock()
         while not self._stop.is_set():
@@ -310,6 +330,7 @@ class SamplingDaemon:
             "running": self.running,
             "rate_hz": self.rate_hz,
             "elapsed_s": elapsed,
+            "scheduling": self.scheduling,
             "stats": {**asdict(self.stats), "on_time_fraction": self.stats.on_time_fraction},
             "sensors": [s.info.to_dict() for s in self.sensors],
             "in_gap": {s.info.name: gap for s, gap in zip(self.sensors, self._in_gap)},

@@ -80,7 +80,7 @@ def test_import_published_a100_json(capsys, shared_published: Path, tmp_path: Pa
         (lambda t, r: ["sensor", "record", "--param", "novalue", "--out", str(t / "x")], "key=value"),
         (lambda t, r: ["sensor", "record", "--param", "colour=red", "--out", str(t / "x")], "unexpected keyword argument 'colour'"),
         (lambda t, r: ["trace", "info", str(t / "missing")], "file not found"),
-        (lambda t, r: ["trace", "energy", str(r), "--start", "2", "--end", "1"], "ends (1"),
+        (lambda t, r: ["trace", "energy", str(r), "--start", "2", "--end", "1"], "--end (1) must be after --start (2)"),
         (lambda t, r: ["trace", "energy", str(r), "--start", "0", "--end", "1", "--channel", "volts"], "no channel 'volts'"),
         (lambda t, r: ["trace", "import", str(r), "--out", str(t / "y")], "not a text CSV file"),
         (lambda t, r: ["trace", "export", str(r), "--csv", str(t / "no" / "dir.csv")], "does not exist"),

@@ -28,7 +28,8 @@ def test_records_fresh_samples_and_closes_the_trace(tmp_path: Path):
     trace = read_trace(path)
     assert trace.closed_cleanly
     stream = trace.stream("emulated-ina219")
-    assert 350 <= len(stream.t) <= 520
+    assert len(stream.t) == daemon.stats.fresh  # every fresh sample reached the trace
+    assert 100 <= len(stream.t) <= 520  # at most one per tick (a loaded CI machine may miss some)
     assert stream.spec.poll_interval_s == pytest.approx(0.002)
     assert stream.spec.sensor["update_interval_s"] == pytest.approx(sensor.info.update_interval_s)
     assert [e.label for e in trace.events] == ["halfway"]
