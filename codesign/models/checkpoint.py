@@ -11,21 +11,17 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
 from codesign.architecture import Architecture
 from codesign.models.build import build_model
 from codesign.models.config import ModelConfig
+from codesign.models.files import CheckpointError, is_checkpoint, read_model_dict
 from codesign.models.heads import TaskModel
 
 CHECKPOINT_FORMAT = "edgetran-checkpoint/1"
-CHECKPOINT_SUFFIX = ".pt"
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable checkpoint or model dictionary."""
 
 
 def save_checkpoint(model: TaskModel, path: str | Path, meta: Optional[dict] = None) -> Path:
@@ -66,24 +62,6 @@ def load_checkpoint(path: str | Path) -> tuple[TaskModel, dict]:
     model = build_model(arch, head["task"], head.get("num_labels", 2), config, seed=0)
     model.load_state_dict(payload["state_dict"])
     return model.eval(), json.loads(payload["meta"])
-
-
-def is_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` looks like a checkpoint (by suffix; a model dictionary is JSON)."""
-    return Path(path).suffix == CHECKPOINT_SUFFIX
-
-
-def read_model_dict(path: str | Path) -> Any:
-    """The JSON content of a model-dictionary file."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory, expected a model dictionary or checkpoint") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
 
 
 def load_model_source(

@@ -49,16 +49,11 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
+from codesign.models.catalog import CONVOLUTION_KERNELS, LINEAR_TRANSFORM_OPS, OPERATIONS, SELF_ATTENTION_OPS
 from codesign.models.transforms import dct_matrices, dft_matrices
 
 AxisSpaces = Tuple[Optional[str], ...]
 HeadTensors = Dict[str, Tuple[torch.Tensor, AxisSpaces]]
-
-SELF_ATTENTION_OPS = ("sa_sdp", "sa_wma")
-LINEAR_TRANSFORM_OPS = ("l_dft", "l_dct")
-CONVOLUTION_KERNELS = {"c_5": 5, "c_9": 9, "c_13": 13}  # kernel size (tokens) of each DSC operation
-OPERATIONS = SELF_ATTENTION_OPS + LINEAR_TRANSFORM_OPS + tuple(CONVOLUTION_KERNELS)
-
 
 class HeadGroup(nn.Module):
     """``count`` heads of one operation, each of dimension ``dim``, reading ``hidden`` features."""
@@ -233,19 +228,4 @@ def make_head_group(op: str, hidden: int, dim: int, count: int, dropout: float) 
         return LinearTransformGroup(hidden, dim, count, op)
     if op in CONVOLUTION_KERNELS:
         return DynamicConvolutionGroup(hidden, dim, count, op, dropout)
-    raise ValueError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})")
-
-
-def head_parameter_count(op: str, hidden: int, dim: int) -> int:
-    """Parameters of one head of ``op`` with dimension ``dim`` reading ``hidden`` features."""
-    linear = hidden * dim + dim
-    if op == "sa_sdp":
-        return 3 * linear
-    if op == "sa_wma":
-        return 3 * linear + dim * dim
-    if op in LINEAR_TRANSFORM_OPS:
-        return linear
-    if op in CONVOLUTION_KERNELS:
-        kernel = CONVOLUTION_KERNELS[op]
-        return 3 * linear + dim * kernel + dim + dim * kernel + kernel
     raise ValueError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})")

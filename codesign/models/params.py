@@ -1,4 +1,4 @@
-"""Parameter counts of an architecture, by formula (no torch needed), per layer and in total.
+"""Parameter counts of an architecture, by formula (torch-free), per layer and in total.
 
 ``parameters`` counts what Hugging Face's ``BertModel`` counts: embeddings, encoder
 layers and the pooler (the tanh layer on the first token). Task heads are reported
@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Optional
 
 from codesign.architecture import Architecture
+from codesign.models.catalog import head_parameter_count
 from codesign.models.config import ModelConfig
-from codesign.models.operations import head_parameter_count
 
 REFERENCE_PARAMETERS = {
     # name: (model dictionary, BertModel parameter count, the rounded figure the BERT authors publish)
