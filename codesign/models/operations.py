@@ -33,6 +33,8 @@ papers leave room:
   The kernel is per head, from that head's features only (ConvBERT mixes all heads in
   its kernel generator; heterogeneous heads keep their parameters separate). The
   ``k``-token window is built from ``k`` shifted slices, which every runtime supports.
+  Padded positions are zeroed in the key and value inputs, so no real token's output
+  depends on what the padding holds (true of every operation here).
 
 Transfer support: :meth:`HeadGroup.head_tensors` returns, for one head of the group,
 views of its parameters with the *space* of every axis named (``"residual"``: the
@@ -207,7 +209,7 @@ class DynamicConvolutionGroup(HeadGroup):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, score_bias: torch.Tensor) -> torch.Tensor:
         batch, tokens = x.shape[0], x.shape[1]
         query = self.query(x)
-        key = self.key_conv(self.key(x).transpose(1, 2)).transpose(1, 2)
+        key = self.key_conv((self.key(x) * mask[:, :, None]).transpose(1, 2)).transpose(1, 2)
         value = self.value(x) * mask[:, :, None]
         gate = (query * key).view(batch, tokens, self.count, self.dim)
         logits = torch.einsum("bnhd,hdk->bnhk", gate, self.span_weight) + self.span_bias
