@@ -212,6 +212,7 @@ def pretrain(
     out: Path = typer.Option(..., "--out", help="Folder for the trained checkpoint (created if missing)."),
     name: str = typer.Option("model", "--name", help="File stem of the checkpoint: <name>.pt."),
     max_positions: int = POSITIONS_OPTION,
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's choice)."),
     seed: int = SEED_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -221,6 +222,10 @@ def pretrain(
     from codesign.models.checkpoint import load_model_source, save_checkpoint
     from codesign.models.pretrain import TrainSettings, corpus_mlm_data, train_mlm
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     with model_errors():
         tokenizer = bundled_tokenizer()
         model, meta = load_model_source(file, "mlm", 2, _config(tokenizer.vocab_size, max_positions), seed)

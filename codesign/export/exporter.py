@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from codesign.export.formats import FORMATS, opset_of, require_format, tool_versions
-from codesign.export.writers import INPUT_NAMES, OUTPUT_NAMES, write_onnx, write_openvino, write_tflite
+from codesign.export.writers import INPUT_NAMES, OUTPUT_NAMES, silenced, write_onnx, write_openvino, write_tflite
 from codesign.models.heads import TaskModel
 from device_runners.artifact import FORMAT_SUFFIXES, SIDECAR_SUFFIX, read_artifact, sha256_of_files
 from device_runners.runtimes import SESSIONS
@@ -100,19 +100,20 @@ def export_model(model: TaskModel, fmt: str, seq_len: int, batch: int, out_dir: 
     example = example_inputs(model, seq_len, max(2, batch) if dynamic else batch, seed)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp_name:
         tmp = Path(tmp_name)
-        start = time.perf_counter()
         onnx_file = tmp / "model.onnx"
-        if fmt in ("onnx", "openvino"):
-            write_onnx(model, example, onnx_file)
-        if fmt == "openvino":
-            write_openvino(onnx_file, tmp / "model.xml")
-        if fmt == "tflite":
-            write_tflite(model, example, tmp / "model.tflite")
-        export_seconds = time.perf_counter() - start
         files = [tmp / f"model{suffix}" for suffix in FORMAT_SUFFIXES[fmt]]
-        digest = sha256_of_files(files)
         batches = [batch, batch + EXTRA_PARITY_BATCH] if dynamic else [batch]
-        max_abs_diff = parity(model, fmt, files[0], seq_len, batches, seed)
+        with silenced():
+            start = time.perf_counter()
+            if fmt in ("onnx", "openvino"):
+                write_onnx(model, example, onnx_file)
+            if fmt == "openvino":
+                write_openvino(onnx_file, tmp / "model.xml")
+            if fmt == "tflite":
+                write_tflite(model, example, tmp / "model.tflite")
+            export_seconds = time.perf_counter() - start
+            max_abs_diff = parity(model, fmt, files[0], seq_len, batches, seed)
+        digest = sha256_of_files(files)
         if not max_abs_diff <= PARITY_TOLERANCE:
             raise ExportError(f"{fmt} logits differ from torch by {max_abs_diff:.3g} (> {PARITY_TOLERANCE:g}); nothing kept")
         names = [f"{digest}{suffix}" for suffix in FORMAT_SUFFIXES[fmt]]

@@ -10,6 +10,8 @@ import contextlib
 import io
 import logging
 import os
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Dict
@@ -23,7 +25,7 @@ MAX_BATCH = 4096  # upper bound of the symbolic batch dimension
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence the exporters' progress chatter (kept out of the CLI's JSON output)."""
+    """Silence the exporters' progress chatter at the Python level (logging, warnings, sys.stdout/err)."""
     stream = io.StringIO()
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -33,6 +35,34 @@ def _quiet():
             yield
     finally:
         logging.disable(previous)
+
+
+@contextlib.contextmanager
+def silenced():
+    """Also silence native libraries (absl, XNNPACK, oneDNN) that write to file descriptors 1 and 2.
+
+    Keeps the CLI's ``--json`` output and its one-line errors clean. Falls back to the
+    Python-level silencing where the descriptors cannot be duplicated.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        saved = (os.dup(1), os.dup(2))
+    except OSError:
+        with _quiet():
+            yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            with _quiet():
+                yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def write_onnx(model: torch.nn.Module, example: Dict[str, torch.Tensor], path: Path) -> None:

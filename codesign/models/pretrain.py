@@ -111,6 +111,7 @@ class TrainSettings:
     betas: Tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
     eval_every: int = 10  # steps between evaluations of the pre-training loss
+    eval_batch_size: int = 64  # windows per evaluation batch (no gradients: larger batches are cheaper)
     eval_seed: int = 1234  # seed of the fixed evaluation masks
 
 
@@ -151,7 +152,7 @@ def train_mlm(
     if steps < 0:
         raise ValueError(f"steps must be non-negative, got {steps}")
     rng = np.random.default_rng(seed)
-    evaluation = evaluation_batches(data, settings.batch_size, settings.eval_seed)
+    evaluation = evaluation_batches(data, settings.eval_batch_size, settings.eval_seed)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimiser = torch.optim.AdamW(
