@@ -26,5 +26,10 @@ def test_wheel_ships_package_data(tmp_path: Path):
     assert len(packaged) == 18  # 7 devices x 2 files, GLUE, the YAML, 2 licences
     for relative in packaged:
         assert f"codesign/data/published/{relative}" in names, relative
+    corpus = Path(__file__).resolve().parents[2] / "codesign" / "corpus" / "data"
+    shipped = [p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file()]
+    assert "vocab.txt" in shipped and "glue_tasks.toml" in shipped and "tasks/sentiment/train.tsv" in shipped
+    for relative in shipped:
+        assert f"codesign/corpus/data/{relative}" in names, relative
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "edgetran = firmware_host.cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
