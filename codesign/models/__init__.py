@@ -9,5 +9,6 @@
 * ``params``: parameter counts by formula (torch-free);
 * ``files``: model dictionaries and checkpoint names (torch-free);
 * ``checkpoint``: saving and loading models;
-* ``pretrain``: masked-language-model training on a token stream.
+* ``pretrain``: masked-language-model training on the corpus;
+* ``finetune``: sequence-classification training on GLUE-format tasks.
 """
