@@ -20,13 +20,13 @@ cpufreq_app = typer.Typer(help="Linux cpufreq: show policies, set governors and 
 @contextmanager
 def input_errors() -> Iterator[None]:
     """Turn the runner room's errors into one-line usage errors."""
-    from device_runners.cpufreq import CpufreqError
+    from device_runners.cpufreq import CpufreqError  # artifact, protocol and device errors are ValueErrors
 
     try:
         yield
-    except (CpufreqError, ValueError) as error:
+    except (CpufreqError, ValueError, RuntimeError, TimeoutError) as error:
         message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise typer.BadParameter(message) from None
+        raise typer.BadParameter(" ".join(message.split())) from None
 
 
 def _cpufreq(sysfs_root: Optional[Path]):
@@ -98,3 +98,47 @@ def set_command(
         for name, state in result.items():
             typer.echo(f"{name}: governor {state['governor']}, {state['min_khz']}..{state['max_khz']} kHz"
                        + (f", setspeed {state['setspeed_khz']} kHz" if state["setspeed_khz"] else ""))
+
+
+def run_command(
+    artifact: str = typer.Argument(..., help="Artifact (sidecar, model file or hash stem), or 'devices' to list runtimes and devices."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="onnxruntime, openvino or tflite (default: the artifact's own)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Execution device (CPU, CUDA, GPU, NPU, MYRIAD...)."),
+    batch: int = typer.Option(1, "--batch", help="Sequences per run.", min=1),
+    runs: int = typer.Option(10, "--runs", help="Timed runs.", min=1),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up runs.", min=0),
+    idle_s: float = typer.Option(0.0, "--idle-s", help="Marked idle window before the runs, seconds.", min=0.0),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads.", min=1),
+    precision: Optional[str] = typer.Option(None, "--precision", help="OpenVINO inference precision: f32 (default), bf16, f16."),
+    timeout_s: float = typer.Option(60.0, "--timeout-s", help="Watchdog limit per run, seconds."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the input token ids."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report (statistics, markers, versions) as JSON."),
+) -> None:
+    """Time an exported model on this board: warm-up, marked timed runs, latency statistics."""
+    if artifact == "devices" and not Path(artifact).exists():
+        from device_runners.runtimes import runtime_devices
+
+        devices = runtime_devices()
+        if as_json:
+            typer.echo(json.dumps(devices, indent=2))
+            return
+        for name, info in devices.items():
+            if info["installed"]:
+                typer.echo(f"{name} {info['version']}: {', '.join(info['devices'])}")
+            else:
+                typer.echo(f"{name}: not installed ({info['pip']})")
+        return
+    from device_runners.protocol import measure
+
+    with input_errors():
+        report = measure(artifact, runtime, device, batch, runs, warmup, idle_s, timeout_s, threads, precision, seed)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    lat = report.latency_per_batch
+    typer.echo(
+        f"{report.runtime} {report.versions.get(report.runtime, '')} on {report.device}: batch {report.batch} x seq {report.seq_len}, "
+        f"{report.runs} runs: median {lat.median_s * 1e3:.3f} ms/batch (p90 {lat.p90_s * 1e3:.3f}, min {lat.min_s * 1e3:.3f}), "
+        f"{report.latency_per_sequence.median_s * 1e3:.3f} ms/seq, {report.throughput_seq_per_s:.1f} seq/s, "
+        f"CPU {report.cpu_time_s:.3f} s, peak RSS {report.peak_rss_bytes / 2**20:.0f} MiB"
+    )

@@ -15,7 +15,7 @@ import typer
 
 from codesign.cli import published_app, space_app
 from codesign.model_cli import model_app
-from device_runners.cli import cpufreq_app
+from device_runners.cli import cpufreq_app, run_command
 from sensors.cli import sensor_app, trace_app
 
 # typer >= 0.22 ships its own copy of click; find the exception bases through typer's
@@ -35,6 +35,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(sensor_app, name="sensor")
 app.add_typer(trace_app, name="trace")
 app.add_typer(cpufreq_app, name="cpufreq")
+app.command("run")(run_command)
 
 
 def error_line(error: Exception) -> str:
