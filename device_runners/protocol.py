@@ -12,20 +12,30 @@
 6. Report latency per batch and per sequence (median, mean, p90, min, max, spread),
    throughput, the process CPU time of the block and the peak RSS.
 
-Runs execute on one worker thread while the calling thread is the **watchdog**: a run
-that exceeds ``run_timeout_s`` is abandoned (the worker thread is a daemon and is left
-behind) and :class:`RunTimeout` is raised, instead of a hang. The watchdog only polls a
-progress counter, so it adds nothing to the timed path.
+**Isolation and the watchdog.** By default the protocol runs in a child Python process
+(``python -m device_runners.protocol``) while the caller is the watchdog: the child
+writes its phase, run index and run start time into a small shared memory-mapped
+file (no system call on the timed path), the caller polls it, and a run that exceeds
+``run_timeout_s`` gets the child killed and :class:`RunTimeout` raised. A native
+runtime call cannot be interrupted inside a process (and an abandoned inference thread
+aborts the interpreter at exit), so a process is the unit that can be abandoned
+cleanly. The child also makes the peak RSS and CPU time those of the measurement
+alone. ``isolate=False`` runs in the calling process without a watchdog (benchmarks).
 
-A ``marker_sink`` callable receives every marker as it happens (the host forwards them
-to the sensor daemon); markers are also returned in the report.
+A ``marker_sink`` callable receives every marker once the block is over (the host
+forwards them to the sensor daemon); markers are also returned in the report.
 """
 
 from __future__ import annotations
 
+import json
+import mmap
+import os
 import resource
+import struct
+import subprocess
 import sys
-import threading
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -34,10 +44,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from device_runners.artifact import load_artifact
-from device_runners.runtimes import open_runtime
+from device_runners.artifact import ArtifactError, load_artifact
+from device_runners.runtimes import DeviceUnavailable, RuntimeUnavailable, open_runtime
 
 WATCHDOG_POLL_S = 0.01
+PROGRESS = struct.Struct("<Bxxxiq")  # phase, run index, run start (monotonic ns)
+PHASES = ("loading", "warmup", "idle", "timed", "done")
 DEFAULT_VOCAB_SIZE = 30522  # BERT's WordPiece vocabulary, when the sidecar does not say
 
 
@@ -121,6 +133,15 @@ class RunReport:
         data["markers"] = [m.to_dict() for m in self.markers]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunReport":
+        """Rebuild a report from its JSON form."""
+        fields = dict(data)
+        fields["latency_per_batch"] = LatencyStats(**data["latency_per_batch"])
+        fields["latency_per_sequence"] = LatencyStats(**data["latency_per_sequence"])
+        fields["markers"] = [Marker(**m) for m in data["markers"]]
+        return cls(**fields)
+
 
 def make_inputs(input_specs: list[tuple[str, str, tuple]], batch: int, seq_len: int, vocab_size: int, seed: int) -> dict[str, np.ndarray]:
     """Model inputs for one batch: seeded token ids, a mask of ones, token types of zeros."""
@@ -142,6 +163,128 @@ def _peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
+class ProgressBoard:
+    """Phase, run index and run start of a running protocol, in a small shared file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._file = open(path, "r+b")
+        self._map = mmap.mmap(self._file.fileno(), PROGRESS.size)
+
+    @classmethod
+    def create(cls) -> tuple["ProgressBoard", str]:
+        """A new board in a temporary file; returns it and the file's path (for the child)."""
+        fd, path = tempfile.mkstemp(prefix="edgetran-progress-")
+        os.write(fd, PROGRESS.pack(0, -1, time.monotonic_ns()))
+        os.close(fd)
+        return cls(path), path
+
+    def set(self, phase: str, run: int = -1) -> None:
+        """Record the current phase and run (with the time it started)."""
+        self._map[:] = PROGRESS.pack(PHASES.index(phase), run, time.monotonic_ns())
+
+    def get(self) -> tuple[str, int, int]:
+        """(phase, run, started monotonic ns)."""
+        phase, run, started = PROGRESS.unpack(self._map[:])
+        return PHASES[phase], run, started
+
+    def close(self) -> None:
+        """Unmap and close."""
+        self._map.close()
+        self._file.close()
+
+
+def _check_request(batch: int, runs: int, warmup: int, idle_s: float, run_timeout_s: float) -> None:
+    if batch < 1 or runs < 1 or warmup < 0 or idle_s < 0 or run_timeout_s <= 0:
+        raise ProtocolError(
+            f"need batch >= 1, runs >= 1, warmup >= 0, idle >= 0 and a positive timeout; got {batch}, {runs}, {warmup}, {idle_s}, {run_timeout_s}"
+        )
+
+
+def run_protocol(
+    artifact_path: str | Path,
+    runtime: Optional[str] = None,
+    device: Optional[str] = None,
+    batch: int = 1,
+    runs: int = 10,
+    warmup: int = 3,
+    idle_s: float = 0.0,
+    threads: Optional[int] = None,
+    precision: Optional[str] = None,
+    seed: int = 0,
+    progress: Optional[ProgressBoard] = None,
+) -> RunReport:
+    """The protocol in this process (no watchdog): verify, warm up, idle, timed block, report."""
+    _check_request(batch, runs, warmup, idle_s, 1.0)
+    board_set = progress.set if progress is not None else (lambda phase, run=-1: None)
+    artifact = load_artifact(artifact_path)
+    meta = artifact.meta
+    if not meta.get("dynamic_batch", False) and batch != int(meta["batch"]):
+        raise ProtocolError(f"artifact {artifact.sha256[:12]} has a static batch of {meta['batch']}; asked for batch {batch}")
+    session = open_runtime(artifact, runtime, device, threads, precision)
+    seq_len = int(meta["seq_len"])
+    inputs = make_inputs(session.input_specs, batch, seq_len, int(meta.get("vocab_size", DEFAULT_VOCAB_SIZE)), seed)
+    markers: list[Marker] = []
+    append = markers.append
+    started_utc = datetime.now(timezone.utc).isoformat()
+    for i in range(warmup):
+        board_set("warmup", i)
+        session.run(inputs)
+    if idle_s > 0:
+        board_set("idle")
+        append(_marker("idle_begin"))
+        time.sleep(idle_s)
+        append(_marker("idle_end"))
+    latencies = np.zeros(runs)
+    cpu_start = time.process_time()
+    append(_marker("block_begin"))
+    for i in range(runs):
+        board_set("timed", i)
+        begin = time.perf_counter()
+        append(_marker("run_begin", i))
+        session.run(inputs)
+        append(_marker("run_end", i))
+        latencies[i] = time.perf_counter() - begin
+    append(_marker("block_end"))
+    cpu_time = time.process_time() - cpu_start
+    board_set("done")
+    block_s = (markers[-1].monotonic_ns - next(m for m in markers if m.kind == "block_begin").monotonic_ns) / 1e9
+    return RunReport(
+        artifact_sha256=artifact.sha256,
+        artifact_format=artifact.format,
+        runtime=session.runtime,
+        device=session.device,
+        versions=session.versions,
+        batch=batch,
+        seq_len=seq_len,
+        runs=runs,
+        warmup=warmup,
+        latency_per_batch=LatencyStats.of(latencies),
+        latency_per_sequence=LatencyStats.of(latencies / batch),
+        throughput_seq_per_s=batch * runs / block_s,
+        block_s=block_s,
+        cpu_time_s=cpu_time,
+        peak_rss_bytes=_peak_rss_bytes(),
+        idle_s=idle_s,
+        started_utc=started_utc,
+        markers=markers,
+        latencies_s=latencies.tolist(),
+    )
+
+
+ERROR_TYPES = {
+    "ArtifactError": ArtifactError,
+    "DeviceUnavailable": DeviceUnavailable,
+    "ProtocolError": ProtocolError,
+    "ValueError": ValueError,
+}
+
+
+def _raise_child_error(error: dict) -> None:
+    if error["type"] == "RuntimeUnavailable":
+        raise RuntimeUnavailable(error["fmt"])
+    raise ERROR_TYPES.get(error["type"], ProtocolError)(error["message"])
+
+
 def measure(
     artifact_path: str | Path,
     runtime: Optional[str] = None,
@@ -155,88 +298,77 @@ def measure(
     precision: Optional[str] = None,
     seed: int = 0,
     marker_sink: Optional[Callable[[Marker], None]] = None,
+    isolate: bool = True,
 ) -> RunReport:
     """Load, verify, warm up, idle, time ``runs`` batches of ``batch``; report latency and resources."""
-    if batch < 1 or runs < 1 or warmup < 0 or idle_s < 0 or run_timeout_s <= 0:
-        raise ProtocolError(f"need batch >= 1, runs >= 1, warmup >= 0, idle >= 0 and a positive timeout; got {batch}, {runs}, {warmup}, {idle_s}, {run_timeout_s}")
-    artifact = load_artifact(artifact_path)
-    meta = artifact.meta
-    if not meta.get("dynamic_batch", False) and batch != int(meta["batch"]):
-        raise ProtocolError(f"artifact {artifact.sha256[:12]} has a static batch of {meta['batch']}; asked for batch {batch}")
-    session = open_runtime(artifact, runtime, device, threads, precision)
-    seq_len = int(meta["seq_len"])
-    inputs = make_inputs(session.input_specs, batch, seq_len, int(meta.get("vocab_size", DEFAULT_VOCAB_SIZE)), seed)
-    markers: list[Marker] = []
-    sink = marker_sink or (lambda marker: None)
+    _check_request(batch, runs, warmup, idle_s, run_timeout_s)
+    artifact = load_artifact(artifact_path)  # fail fast in the caller on a bad or altered artifact
+    if not artifact.meta.get("dynamic_batch", False) and batch != int(artifact.meta["batch"]):
+        raise ProtocolError(f"artifact {artifact.sha256[:12]} has a static batch of {artifact.meta['batch']}; asked for batch {batch}")
+    options = {"runtime": runtime, "device": device, "batch": batch, "runs": runs, "warmup": warmup, "idle_s": idle_s,
+               "threads": threads, "precision": precision, "seed": seed}
+    if not isolate:
+        report = run_protocol(artifact.sidecar_path, **options)
+    else:
+        report = _measure_isolated(str(artifact.sidecar_path), options, run_timeout_s)
+    if marker_sink is not None:
+        for marker in report.markers:
+            marker_sink(marker)
+    return report
 
-    def mark(kind: str, index: int = -1) -> None:
-        marker = _marker(kind, index)
-        markers.append(marker)
-        sink(marker)
 
-    progress = {"run": -1, "started": time.monotonic(), "phase": "warmup", "done": False, "error": None}
-    latencies = np.zeros(runs)
-    cpu = {"start": 0.0, "end": 0.0}
-
-    def work() -> None:
-        try:
-            for i in range(warmup):
-                progress["run"], progress["started"] = i, time.monotonic()
-                session.run(inputs)
-            if idle_s > 0:
-                progress["phase"] = "idle"
-                mark("idle_begin")
-                time.sleep(idle_s)
-                mark("idle_end")
-            progress["phase"] = "timed"
-            cpu["start"] = time.process_time()
-            mark("block_begin")
-            for i in range(runs):
-                progress["run"], progress["started"] = i, time.monotonic()
-                begin = time.perf_counter()
-                mark("run_begin", i)
-                session.run(inputs)
-                mark("run_end", i)
-                latencies[i] = time.perf_counter() - begin
-            mark("block_end")
-            cpu["end"] = time.process_time()
-        except BaseException as error:  # noqa: BLE001 - handed to the calling thread
-            progress["error"] = error
-        finally:
-            progress["done"] = True
-
-    started_utc = datetime.now(timezone.utc).isoformat()
-    worker = threading.Thread(target=work, name="runner-worker", daemon=True)
-    worker.start()
-    while not progress["done"]:
-        worker.join(WATCHDOG_POLL_S)
-        if progress["phase"] != "idle" and not progress["done"] and time.monotonic() - progress["started"] > run_timeout_s:
-            raise RunTimeout(
-                f"{progress['phase']} run {progress['run']} of {artifact.sha256[:12]} on {session.runtime}/{session.device} "
-                f"exceeded {run_timeout_s:g} s; abandoned"
-            )
-    if progress["error"] is not None:
-        raise progress["error"]
-    block = next(m for m in markers if m.kind == "block_end").monotonic_ns - next(m for m in markers if m.kind == "block_begin").monotonic_ns
-    per_batch = LatencyStats.of(latencies)
-    return RunReport(
-        artifact_sha256=artifact.sha256,
-        artifact_format=artifact.format,
-        runtime=session.runtime,
-        device=session.device,
-        versions=session.versions,
-        batch=batch,
-        seq_len=seq_len,
-        runs=runs,
-        warmup=warmup,
-        latency_per_batch=per_batch,
-        latency_per_sequence=LatencyStats.of(latencies / batch),
-        throughput_seq_per_s=batch * runs / (block / 1e9),
-        block_s=block / 1e9,
-        cpu_time_s=cpu["end"] - cpu["start"],
-        peak_rss_bytes=_peak_rss_bytes(),
-        idle_s=idle_s,
-        started_utc=started_utc,
-        markers=markers,
-        latencies_s=latencies.tolist(),
+def _measure_isolated(sidecar: str, options: dict, run_timeout_s: float) -> RunReport:
+    board, board_path = ProgressBoard.create()
+    request = json.dumps({"artifact": sidecar, "options": options, "progress": board_path})
+    child = subprocess.Popen(
+        [sys.executable, "-m", "device_runners.protocol"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    try:
+        child.stdin.write(request)
+        child.stdin.close()
+        while child.poll() is None:
+            time.sleep(WATCHDOG_POLL_S)
+            phase, run, started_ns = board.get()
+            if phase in ("warmup", "timed") and (time.monotonic_ns() - started_ns) / 1e9 > run_timeout_s:
+                child.kill()
+                child.wait()
+                raise RunTimeout(f"{phase} run {run} of {Path(sidecar).stem[:12]} exceeded {run_timeout_s:g} s; abandoned (runner process killed)")
+        output, errors = child.stdout.read(), child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        board.close()
+        os.unlink(board_path)
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    if not lines:
+        tail = " ".join(errors.strip().splitlines()[-3:])
+        raise ProtocolError(f"runner process exited with code {child.returncode} without a report: {tail}")
+    answer = json.loads(lines[-1])
+    if "error" in answer:
+        _raise_child_error(answer["error"])
+    return RunReport.from_dict(answer["report"])
+
+
+def _child_main() -> int:
+    """Entry point of the isolated runner process: a JSON request on stdin, one JSON line out."""
+    request = json.loads(sys.stdin.read())
+    board = ProgressBoard(request["progress"])
+    try:
+        report = run_protocol(request["artifact"], progress=board, **request["options"])
+        answer: dict = {"report": report.to_dict()}
+    except Exception as error:  # noqa: BLE001 - reported to the parent as data
+        answer = {"error": {"type": type(error).__name__, "message": str(error), "fmt": getattr(error, "fmt", None)}}
+    finally:
+        board.close()
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())
