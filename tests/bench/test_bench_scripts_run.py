@@ -41,3 +41,18 @@ def test_sensor_bench_prints_every_figure():
     assert figures["daemon"]["ticks"] > 0
     assert figures["trace_write"]["append_samples_per_s"] > 0
     assert figures["energy_windows"]["one_second_windows"] == 9
+
+
+def test_runner_bench_prints_overhead_and_jitter():
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "runner_bench.py"), "--runs", "20", "--repeats", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert "onnxruntime" in figures
+    for row in figures.values():
+        assert row["bare_median_ms"] > 0 and row["protocol_median_ms"] > 0
+        assert row["marker_gap_median_us"] > 0
