@@ -109,6 +109,7 @@ def run_command(
     warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up runs.", min=0),
     idle_s: float = typer.Option(0.0, "--idle-s", help="Marked idle window before the runs, seconds.", min=0.0),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads.", min=1),
+    inter_threads: Optional[int] = typer.Option(None, "--inter-threads", help="Inter-op threads (ONNX Runtime).", min=1),
     precision: Optional[str] = typer.Option(None, "--precision", help="OpenVINO inference precision: f32 (default), bf16, f16."),
     timeout_s: float = typer.Option(60.0, "--timeout-s", help="Watchdog limit per run, seconds."),
     seed: int = typer.Option(0, "--seed", help="Seed of the input token ids."),
@@ -131,7 +132,7 @@ def run_command(
     from device_runners.protocol import measure
 
     with input_errors():
-        report = measure(artifact, runtime, device, batch, runs, warmup, idle_s, timeout_s, threads, precision, seed)
+        report = measure(artifact, runtime, device, batch, runs, warmup, idle_s, timeout_s, threads, precision, seed, inter_threads=inter_threads)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -212,6 +212,7 @@ def run_protocol(
     precision: Optional[str] = None,
     seed: int = 0,
     progress: Optional[ProgressBoard] = None,
+    inter_threads: Optional[int] = None,
 ) -> RunReport:
     """The protocol in this process (no watchdog): verify, warm up, idle, timed block, report."""
     _check_request(batch, runs, warmup, idle_s, 1.0)
@@ -220,7 +221,9 @@ def run_protocol(
     meta = artifact.meta
     if not meta.get("dynamic_batch", False) and batch != int(meta["batch"]):
         raise ProtocolError(f"artifact {artifact.sha256[:12]} has a static batch of {meta['batch']}; asked for batch {batch}")
-    session = open_runtime(artifact, runtime, device, threads, precision)
+    if inter_threads is not None and (runtime or "onnxruntime") != "onnxruntime":
+        raise ProtocolError("--inter-threads applies to ONNX Runtime only")
+    session = open_runtime(artifact, runtime, device, threads, precision, inter_threads)
     seq_len = int(meta["seq_len"])
     inputs = make_inputs(session.input_specs, batch, seq_len, int(meta.get("vocab_size", DEFAULT_VOCAB_SIZE)), seed)
     markers: list[Marker] = []
@@ -299,6 +302,7 @@ def measure(
     seed: int = 0,
     marker_sink: Optional[Callable[[Marker], None]] = None,
     isolate: bool = True,
+    inter_threads: Optional[int] = None,
 ) -> RunReport:
     """Load, verify, warm up, idle, time ``runs`` batches of ``batch``; report latency and resources."""
     _check_request(batch, runs, warmup, idle_s, run_timeout_s)
@@ -306,7 +310,7 @@ def measure(
     if not artifact.meta.get("dynamic_batch", False) and batch != int(artifact.meta["batch"]):
         raise ProtocolError(f"artifact {artifact.sha256[:12]} has a static batch of {artifact.meta['batch']}; asked for batch {batch}")
     options = {"runtime": runtime, "device": device, "batch": batch, "runs": runs, "warmup": warmup, "idle_s": idle_s,
-               "threads": threads, "precision": precision, "seed": seed}
+               "threads": threads, "precision": precision, "seed": seed, "inter_threads": inter_threads}
     if not isolate:
         report = run_protocol(artifact.sidecar_path, **options)
     else:

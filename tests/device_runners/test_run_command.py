@@ -26,7 +26,8 @@ def test_devices_json(capsys):
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_run_json_contract(capsys, tiny: Path, runtime: str):
-    code, out, _ = run_cli(capsys, "run", str(tiny), "--runtime", runtime, "--batch", "2", "--runs", "6", "--warmup", "1", "--idle-s", "0.02", "--json")
+    threads = ["--threads", "1"] + (["--inter-threads", "1"] if runtime == "onnxruntime" else [])
+    code, out, _ = run_cli(capsys, "run", str(tiny), "--runtime", runtime, "--batch", "2", "--runs", "6", "--warmup", "1", "--idle-s", "0.02", *threads, "--json")
     report = json.loads(out)
     assert code == 0
     assert report["runtime"] == runtime and report["device"] == "CPU" and report["batch"] == 2
@@ -42,6 +43,7 @@ def test_run_json_contract(capsys, tiny: Path, runtime: str):
         (["--runtime", "openvino", "--device", "NPU"], "does not offer device 'NPU'"),
         (["--runtime", "openvino", "--precision", "int4"], "precision must be one of f32, bf16, f16"),
         (["--runtime", "tflite"], "tflite cannot run a onnx artifact"),
+        (["--runtime", "openvino", "--inter-threads", "2"], "--inter-threads applies to ONNX Runtime only"),
     ],
 )
 def test_bad_requests_exit_2_with_one_line(capsys, tiny: Path, extra, fragment):
