@@ -15,6 +15,7 @@ import typer
 
 from codesign.cli import published_app, space_app
 from codesign.model_cli import model_app
+from codesign.protran.cli import protran_app
 from device_runners.cli import cpufreq_app, run_command
 from sensors.cli import sensor_app, trace_app
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 app.add_typer(space_app, name="space")
 app.add_typer(published_app, name="published")
 app.add_typer(model_app, name="model")
+app.add_typer(protran_app, name="protran")
 app.add_typer(sensor_app, name="sensor")
 app.add_typer(trace_app, name="trace")
 app.add_typer(cpufreq_app, name="cpufreq")

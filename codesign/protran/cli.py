@@ -1,0 +1,354 @@
+"""`edgetran protran ...`: active-learning campaigns, regressor comparison, prediction, reports.
+
+Devices are ``published:<device>`` (the authors' measurements, e.g.
+``published:cpu_rpi_b1_r1``). A live rig (``rig:<board>``) needs the bench host, which
+does not exist yet: such a device exits with code 2 and one line saying so.
+
+Domain errors become ``typer.BadParameter`` (one line, exit 2); files are written
+through a temporary sibling and a rename.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from codesign.cli import emit_json, read_json_input
+
+protran_app = typer.Typer(
+    help="ProTran: surrogates of latency, energy and peak power; active-learning profiling campaigns.",
+    no_args_is_help=True,
+)
+
+ALL_REGRESSORS = "lr,gpr,svr,dt,bdt,gbdt,nn"
+
+
+@contextmanager
+def protran_errors() -> Iterator[None]:
+    """Turn ProTran's input errors into one-line usage errors (exit 2)."""
+    from codesign.architecture import ArchitectureError
+    from codesign.embedding import EmbeddingError
+    from codesign.protran.campaign_store import CampaignStoreError
+    from codesign.protran.evaluators import EvaluatorError
+    from codesign.protran.features import FeatureError
+    from codesign.protran.loop import LoopError
+    from codesign.protran.measures import MeasurementError
+    from codesign.protran.surrogates import SurrogateError
+    from codesign.published import PublishedDataError
+    from codesign.sampling import SamplingError
+
+    try:
+        yield
+    except (
+        ArchitectureError, CampaignStoreError, EmbeddingError, EvaluatorError, FeatureError, LoopError,
+        MeasurementError, PublishedDataError, SamplingError, SurrogateError,
+    ) as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _published_device(text: str) -> str:
+    """The published device name of a ``--device`` value (exit 2 for rigs and unknown devices)."""
+    from codesign.protran.evaluators import parse_device_spec
+    from codesign.published import list_devices
+
+    with protran_errors():
+        spec = parse_device_spec(text)
+        known = [d.name for d in list_devices()]
+    if spec.name not in known:
+        raise typer.BadParameter(f"unknown published device {spec.name!r} (known: {', '.join(known)})")
+    return spec.name
+
+
+def _devices(text: str) -> list[str]:
+    """``published:all`` or a comma-separated list of ``published:<device>``."""
+    from codesign.published import list_devices
+
+    if text.strip() == "published:all":
+        return [d.name for d in list_devices()]
+    names = [_published_device(part) for part in text.split(",") if part.strip()]
+    if not names:
+        raise typer.BadParameter("no device named")
+    return names
+
+
+def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"unknown {what} {value!r} (choose from {', '.join(choices)})")
+    return value
+
+
+def _fmt(value: Optional[float], digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+@protran_app.command("run")
+def run_command(
+    device: str = typer.Option(..., "--device", help="published:<device> (a live rig:<board> needs the bench host)."),
+    regressor: str = typer.Option("gpr", "--regressor", help=f"One of {ALL_REGRESSORS}."),
+    features: str = typer.Option("workload", "--features", help="embedding (the paper's) or workload (embedding + FLOPs/params/bytes)."),
+    threshold: float = typer.Option(0.005, "--threshold", help="Validation MSE of every normalised measure to stop at.", min=0.0),
+    seed: int = typer.Option(0, "--seed", help="Random seed (initial batch, folds, fits, random queries)."),
+    initial: int = typer.Option(16, "--initial", help="LHS samples of the initial batch.", min=2),
+    budget: Optional[int] = typer.Option(None, "--budget", help="Most evaluations in all (default: the whole pool).", min=2),
+    folds: int = typer.Option(5, "--folds", help="K of the K-fold validation.", min=2),
+    patience: int = typer.Option(1, "--patience", help="Consecutive fits below the threshold needed to stop.", min=1),
+    store: Optional[Path] = typer.Option(None, "--store", help="SQLite campaign file: created, or resumed if it exists."),
+    save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the final surrogates to this JSON file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (no progress bar)."),
+) -> None:
+    """Run (or resume) an active-learning campaign on a device's published pool (Fig. 6)."""
+    from codesign.protran.campaign_store import CampaignStore
+    from codesign.protran.evaluators import PublishedPoolEvaluator
+    from codesign.protran.features import FEATURE_SETS
+    from codesign.protran.loop import LoopConfig, run_campaign
+    from codesign.protran.surrogates import REGRESSORS
+
+    name = _published_device(device)
+    _check_choice(regressor, tuple(REGRESSORS), "regressor")
+    _check_choice(features, FEATURE_SETS, "feature set")
+    if threshold <= 0:
+        raise typer.BadParameter(f"--threshold must be positive, got {threshold}")
+    if save_model is not None and not save_model.parent.is_dir():
+        raise typer.BadParameter(f"{save_model}: directory {save_model.parent} does not exist")
+    with protran_errors():
+        config = LoopConfig(regressor, features, threshold, initial, budget, seed, folds, patience)
+        evaluator = PublishedPoolEvaluator(name)
+        campaign_store = CampaignStore(store) if store is not None else None
+    try:
+        with protran_errors():
+            if as_json:
+                result = run_campaign(evaluator, evaluator.pool, config, campaign_store, truth=evaluator.truth)
+            else:
+                result = _run_with_progress(evaluator, config, campaign_store)
+    finally:
+        if campaign_store is not None:
+            campaign_store.close()
+    if save_model is not None:
+        _save_model(save_model, result.surrogates, evaluator, regressor, features, result.maxima, result.samples)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _print_result(result)
+
+
+def _run_with_progress(evaluator, config, store):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from codesign.protran.loop import run_campaign
+
+    total = min(config.budget or len(evaluator), len(evaluator))
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+    ) as bar:
+        task = bar.add_task(f"{evaluator.device} {config.regressor}", total=total)
+
+        def update(record: dict) -> None:
+            mse = " ".join(f"{v:.4f}" for v in record["val_mse"].values())
+            bar.update(task, completed=record["samples"], description=f"{evaluator.device} {config.regressor} val MSE {mse}")
+
+        return run_campaign(evaluator, evaluator.pool, config, store, truth=evaluator.truth, progress=update)
+
+
+def _print_result(result) -> None:
+    from codesign.protran.measures import MEASURE_SHORT, MEASURES
+
+    table = Table(title=f"{result.device}: {result.config.regressor} on {result.config.features} features")
+    for column in ("measure", "validation MSE", "never-queried MSE", "never-queried within +-10%"):
+        table.add_column(column, justify="right")
+    held = result.unqueried or {}
+    for measure in MEASURES:
+        table.add_row(
+            MEASURE_SHORT[measure],
+            _fmt(result.val_mse[measure]),
+            _fmt(held.get("mse", {}).get(measure)),
+            "-" if not held else f"{100 * held['within_10pct'][measure]:.0f}%",
+        )
+    Console().print(table)
+    state = "converged" if result.converged else f"did not converge ({result.stop_reason})"
+    typer.echo(f"{result.samples} architectures evaluated; {state} at threshold {result.config.threshold:g}")
+
+
+def _save_model(path: Path, surrogates: dict, evaluator, regressor: str, features: str, maxima: dict, samples: int) -> None:
+    from codesign.protran.surrogates import save_surrogates
+
+    meta = {
+        "device": evaluator.device,
+        "regressor": regressor,
+        "features": features,
+        "sequence_length": evaluator.context.sequence_length,
+        "batch_size": evaluator.context.batch_size,
+        "maxima": dict(maxima),
+        "samples": samples,
+        "targets": "measure / maxima[measure]; predictions are multiplied back",
+    }
+    with protran_errors():
+        save_surrogates(path, surrogates, meta)
+
+
+@protran_app.command("compare")
+def compare_command(
+    device: str = typer.Option(..., "--device", help="published:<device>."),
+    regressors: str = typer.Option(ALL_REGRESSORS, "--regressors", help="Comma-separated regressors."),
+    budget: int = typer.Option(32, "--budget", help="Samples of each learning curve (loop run without stopping).", min=2),
+    features: str = typer.Option("workload", "--features", help="Feature set of the learning curves."),
+    threshold: float = typer.Option(0.005, "--threshold", help="Threshold marked on the curves.", min=0.0),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    curves: bool = typer.Option(True, "--curves/--no-curves", help="Also run the loop of each regressor (Fig. 7)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Held-out error (with and without workload features), calibration and learning curves per regressor."""
+    from codesign.protran.comparison import compare_regressors
+    from codesign.protran.features import FEATURE_SETS
+    from codesign.protran.measures import MEASURES
+    from codesign.protran.surrogates import parse_regressors
+
+    name = _published_device(device)
+    _check_choice(features, FEATURE_SETS, "feature set")
+    with protran_errors():
+        chosen = parse_regressors(regressors)
+        report = compare_regressors(name, chosen, budget, features, seed, threshold or 1e-12, curves)
+    if as_json:
+        emit_json(report)
+        return
+    table = Table(title=f"{name}: 5-fold held-out error over {report['pool']} published architectures")
+    for column in ("regressor", "features", "MSE lat/en/pp", "+-10% lat/en/pp", "1 sigma lat/en/pp", "2 sigma lat/en/pp", "first < threshold"):
+        table.add_column(column, justify="right")
+    for regressor, entry in report["regressors"].items():
+        for feature_set, h in entry["holdout"].items():
+            first = entry.get("curve", {}).get("first_below_threshold") if feature_set == features else None
+            table.add_row(
+                regressor,
+                feature_set,
+                " ".join(f"{h['mse'][m]:.4f}" for m in MEASURES),
+                " ".join(f"{100 * h['within_10pct'][m]:.0f}%" for m in MEASURES),
+                " ".join(f"{100 * h['coverage'][m]['within_1sigma']:.0f}%" for m in MEASURES),
+                " ".join(f"{100 * h['coverage'][m]['within_2sigma']:.0f}%" for m in MEASURES),
+                "" if feature_set != features or not curves else str(first or f"> {budget}"),
+            )
+    Console().print(table)
+
+
+def _load_architectures(file: str) -> tuple[list, bool]:
+    from codesign.design_space import default_space
+
+    data = read_json_input(file)
+    single = isinstance(data, dict)
+    models = [data] if single else data
+    if not isinstance(models, list) or not models:
+        raise typer.BadParameter(f"{file}: expected a model dictionary or a non-empty list of them")
+    space = default_space()
+    archs = []
+    for i, model in enumerate(models):
+        where = file if single else f"{file} entry {i}"
+        try:
+            archs.append(space.validate(model))
+        except ValueError as error:
+            raise typer.BadParameter(f"{where}: {error}") from None
+    return archs, single
+
+
+@protran_app.command("predict")
+def predict_command(
+    file: str = typer.Argument(..., help="JSON file with a model dictionary or a list of them ('-': stdin)."),
+    device: str = typer.Option(..., "--device", help="published:<device>."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A surrogate file saved by run/predict --save-model."),
+    regressor: str = typer.Option("gpr", "--regressor", help="Regressor fitted on all published measurements (without --model)."),
+    features: str = typer.Option("workload", "--features", help="Feature set (without --model)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the fit."),
+    save_model: Optional[Path] = typer.Option(None, "--save-model", help="Also save the fitted surrogates (without --model)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Predicted latency, energy and peak power (mean and std) of architectures on a device."""
+    import numpy as np
+
+    from codesign.protran.evaluators import PublishedPoolEvaluator, architecture_key
+    from codesign.protran.features import FEATURE_SETS, WorkloadContext, featurize
+    from codesign.protran.measures import MEASURES
+    from codesign.protran.surrogates import REGRESSORS, load_surrogates
+    from codesign.protran.surrogates.base import single_threaded_blas
+
+    name = _published_device(device)
+    archs, single = _load_architectures(file)
+    with protran_errors():
+        if model is not None:
+            surrogates, meta = load_surrogates(model)
+            if meta.get("device") != name:
+                raise typer.BadParameter(f"{model}: surrogates of device {meta.get('device')!r}, not {name!r}")
+            if set(surrogates) != set(MEASURES):
+                raise typer.BadParameter(f"{model}: expected surrogates of {', '.join(MEASURES)}")
+            features = str(meta["features"])
+            context = WorkloadContext(int(meta["sequence_length"]), int(meta["batch_size"]))
+            maxima = np.array([float(meta["maxima"][m]) for m in MEASURES])
+            source = {"model": str(model), "regressor": meta.get("regressor"), "samples": meta.get("samples")}
+        else:
+            from codesign.protran.report import fit_device_surrogates
+
+            _check_choice(regressor, tuple(REGRESSORS), "regressor")
+            _check_choice(features, FEATURE_SETS, "feature set")
+            evaluator = PublishedPoolEvaluator(name)
+            surrogates, maxima = fit_device_surrogates(evaluator, regressor, features, seed)
+            context = evaluator.context
+            source = {"fitted_on": f"all {len(evaluator)} published measurements", "regressor": regressor}
+            if save_model is not None:
+                if not save_model.parent.is_dir():
+                    raise typer.BadParameter(f"{save_model}: directory {save_model.parent} does not exist")
+                _save_model(save_model, surrogates, evaluator, regressor, features, dict(zip(MEASURES, maxima.tolist())), len(evaluator))
+        X = featurize(archs, features, context)
+        with single_threaded_blas():
+            predictions = {m: surrogates[m].predict(X) for m in MEASURES}
+    rows = []
+    for i, arch in enumerate(archs):
+        row: dict[str, Any] = {"key": architecture_key(arch)}
+        for k, m in enumerate(MEASURES):
+            row[m] = {"mean": float(predictions[m].mean[i] * maxima[k]), "std": float(predictions[m].std[i] * maxima[k])}
+        rows.append(row)
+    if as_json:
+        emit_json({"device": name, "features": features, **source, "predictions": rows[0] if single else rows})
+        return
+    table = Table(title=f"{name}: predicted mean +- std")
+    for column in ("#", "latency s/seq", "energy J/seq", "peak power W"):
+        table.add_column(column, justify="right")
+    for i, row in enumerate(rows):
+        table.add_row(str(i), *(f"{row[m]['mean']:.4g} +- {row[m]['std']:.2g}" for m in MEASURES))
+    Console().print(table)
+
+
+@protran_app.command("report")
+def report_command(
+    device: str = typer.Option(..., "--device", help="published:<device>, a comma-separated list, or published:all."),
+    out: Path = typer.Option(..., "--out", help="Directory for the PNGs and summary.md (created if missing)."),
+    regressor: str = typer.Option("gpr", "--regressor", help="Surrogate of Figs. 8, 13, 14."),
+    features: str = typer.Option("workload", "--features", help="Feature set."),
+    curve_regressors: str = typer.Option(ALL_REGRESSORS, "--curve-regressors", help="Regressors of Fig. 7."),
+    budget: int = typer.Option(32, "--budget", help="Samples of each learning curve.", min=2),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    threshold: float = typer.Option(0.005, "--threshold", help="Threshold of Fig. 7.", min=0.0),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Figures 7, 8, 13, 14 (PNG), Table VI and a markdown summary for published devices."""
+    from codesign.protran.features import FEATURE_SETS
+    from codesign.protran.report import build_report
+    from codesign.protran.surrogates import REGRESSORS, parse_regressors
+
+    names = _devices(device)
+    _check_choice(regressor, tuple(REGRESSORS), "regressor")
+    _check_choice(features, FEATURE_SETS, "feature set")
+    if not out.parent.is_dir():
+        raise typer.BadParameter(f"{out}: directory {out.parent} does not exist")
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out}: exists and is not a directory")
+    with protran_errors():
+        chosen = parse_regressors(curve_regressors)
+        out.mkdir(exist_ok=True)
+        say = (lambda message: None) if as_json else (lambda message: typer.echo(f"report: {message}", err=True))
+        summary = build_report(names, out, regressor, features, chosen, budget, seed, threshold or 1e-12, progress=say)
+    if as_json:
+        emit_json(json.loads(json.dumps(summary, default=float)))
+        return
+    typer.echo(f"wrote {len(summary['files'])} files to {out}: " + ", ".join(summary["files"]))
