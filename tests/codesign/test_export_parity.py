@@ -155,10 +155,11 @@ print(json.dumps({{"torch_loaded": "torch" in sys.modules, "logits": logits}}))
         assert np.abs(np.asarray(got) - want).max() <= PARITY_TOLERANCE, fmt
 
 
-def test_failed_parity_leaves_nothing_behind(model, tmp_path, monkeypatch):
+def test_failed_parity_leaves_nothing_behind(tmp_path, monkeypatch):
+    small = build_model(Architecture.from_dict({"l": 1, "o": [["sa_sdp_8"]], "h": [8], "f": [[16]]}), config=ModelConfig(vocab_size=20, max_positions=4))
     monkeypatch.setattr(exporter, "PARITY_TOLERANCE", -1.0)  # no export can pass: exercises the discard path
     with pytest.raises(ExportError, match="nothing kept"):
-        export_model(model, "onnx", SEQ_LEN, 1, tmp_path / "out")
+        export_model(small, "onnx", 4, 1, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
 
 
