@@ -14,6 +14,8 @@ from sensors.daemon import DaemonError, SamplingDaemon, request
 from sensors.registry import create_sensor
 from sensors.trace.format import read_trace
 
+RT = 10  # SCHED_FIFO for the sampling thread where permitted (root in CI): fewer missed ticks on a loaded machine
+
 
 def emulated(rate_hz=1000.0, waveform="square:1,6,0.2", **kwargs):
     return create_sensor("emulated-ina219", rate_hz=rate_hz, waveform=waveform, **kwargs)
@@ -22,7 +24,7 @@ def emulated(rate_hz=1000.0, waveform="square:1,6,0.2", **kwargs):
 def test_records_fresh_samples_and_closes_the_trace(tmp_path: Path):
     path = tmp_path / "d.ettrace"
     sensor = emulated(500.0)
-    with SamplingDaemon([sensor], 500.0, record_path=path) as daemon:
+    with SamplingDaemon([sensor], 500.0, record_path=path, realtime_priority=RT) as daemon:
         time.sleep(1.0)
         daemon.add_event("marker", "halfway")
     trace = read_trace(path)
@@ -40,7 +42,7 @@ def test_records_fresh_samples_and_closes_the_trace(tmp_path: Path):
 
 def test_keeps_going_under_one_percent_injected_i2c_errors():
     sensor = emulated(1000.0, error_rate=0.01, seed=4)
-    with SamplingDaemon([sensor], 1000.0) as daemon:
+    with SamplingDaemon([sensor], 1000.0, realtime_priority=RT) as daemon:
         time.sleep(1.5)
     stats = daemon.stats
     assert sensor.emulated_bus.failures > 20  # errors really happened
@@ -80,7 +82,7 @@ def test_sensor_outage_becomes_a_gap_and_sampling_resumes(tmp_path: Path):
 
 
 def test_socket_answers_status_time_window_marker_and_samples(tmp_path: Path):
-    with SamplingDaemon([emulated(1000.0, "constant:4.0")], 1000.0, port=0) as daemon:
+    with SamplingDaemon([emulated(1000.0, "constant:4.0")], 1000.0, port=0, realtime_priority=RT) as daemon:
         address = ("127.0.0.1", daemon.port)
         time.sleep(0.6)
         status = request(address, {"cmd": "status"})
@@ -100,7 +102,7 @@ def test_socket_answers_status_time_window_marker_and_samples(tmp_path: Path):
 
 
 def test_subscribe_streams_batches():
-    with SamplingDaemon([emulated(500.0, "constant:2.0")], 500.0, port=0) as daemon:
+    with SamplingDaemon([emulated(500.0, "constant:2.0")], 500.0, port=0, realtime_priority=RT) as daemon:
         with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as conn:
             conn.sendall(json.dumps({"cmd": "subscribe", "period_s": 0.1}).encode() + b"\n")
             reader = conn.makefile("rb")
