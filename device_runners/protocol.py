@@ -158,6 +158,12 @@ def make_inputs(input_specs: list[tuple[str, str, tuple]], batch: int, seq_len: 
     return inputs
 
 
+def vocab_size_of(meta: dict) -> int:
+    """The token-id range of an artifact: its sidecar's vocab_size (top level or model_config)."""
+    size = meta.get("vocab_size") or (meta.get("model_config") or {}).get("vocab_size")
+    return int(size) if size else DEFAULT_VOCAB_SIZE
+
+
 def _peak_rss_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
@@ -225,7 +231,7 @@ def run_protocol(
         raise ProtocolError("--inter-threads applies to ONNX Runtime only")
     session = open_runtime(artifact, runtime, device, threads, precision, inter_threads)
     seq_len = int(meta["seq_len"])
-    inputs = make_inputs(session.input_specs, batch, seq_len, int(meta.get("vocab_size", DEFAULT_VOCAB_SIZE)), seed)
+    inputs = make_inputs(session.input_specs, batch, seq_len, vocab_size_of(meta), seed)
     markers: list[Marker] = []
     append = markers.append
     started_utc = datetime.now(timezone.utc).isoformat()
