@@ -44,7 +44,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from device_runners.artifact import ArtifactError, load_artifact
+from device_runners.artifact import Artifact, ArtifactError, load_artifact
 from device_runners.runtimes import DeviceUnavailable, RuntimeUnavailable, open_runtime
 
 WATCHDOG_POLL_S = 0.01
@@ -206,6 +206,14 @@ def _check_request(batch: int, runs: int, warmup: int, idle_s: float, run_timeou
         )
 
 
+def _load_for_batch(artifact_path: str | Path, batch: int) -> Artifact:
+    """Load and verify an artifact, refusing a batch its static shape cannot take."""
+    artifact = load_artifact(artifact_path)
+    if not artifact.meta.get("dynamic_batch", False) and batch != int(artifact.meta["batch"]):
+        raise ProtocolError(f"artifact {artifact.sha256[:12]} has a static batch of {artifact.meta['batch']}; asked for batch {batch}")
+    return artifact
+
+
 def run_protocol(
     artifact_path: str | Path,
     runtime: Optional[str] = None,
@@ -223,10 +231,8 @@ def run_protocol(
     """The protocol in this process (no watchdog): verify, warm up, idle, timed block, report."""
     _check_request(batch, runs, warmup, idle_s, 1.0)
     board_set = progress.set if progress is not None else (lambda phase, run=-1: None)
-    artifact = load_artifact(artifact_path)
+    artifact = _load_for_batch(artifact_path, batch)
     meta = artifact.meta
-    if not meta.get("dynamic_batch", False) and batch != int(meta["batch"]):
-        raise ProtocolError(f"artifact {artifact.sha256[:12]} has a static batch of {meta['batch']}; asked for batch {batch}")
     if inter_threads is not None and (runtime or "onnxruntime") != "onnxruntime":
         raise ProtocolError("--inter-threads applies to ONNX Runtime only")
     session = open_runtime(artifact, runtime, device, threads, precision, inter_threads)
@@ -312,9 +318,7 @@ def measure(
 ) -> RunReport:
     """Load, verify, warm up, idle, time ``runs`` batches of ``batch``; report latency and resources."""
     _check_request(batch, runs, warmup, idle_s, run_timeout_s)
-    artifact = load_artifact(artifact_path)  # fail fast in the caller on a bad or altered artifact
-    if not artifact.meta.get("dynamic_batch", False) and batch != int(artifact.meta["batch"]):
-        raise ProtocolError(f"artifact {artifact.sha256[:12]} has a static batch of {artifact.meta['batch']}; asked for batch {batch}")
+    artifact = _load_for_batch(artifact_path, batch)  # fail fast in the caller on a bad or altered artifact
     options = {"runtime": runtime, "device": device, "batch": batch, "runs": runs, "warmup": warmup, "idle_s": idle_s,
                "threads": threads, "precision": precision, "seed": seed, "inter_threads": inter_threads}
     if not isolate:
