@@ -38,10 +38,12 @@ record also holds the MSE (same normalisation) and the share of predictions with
 generalisation number.
 
 **Determinism and resume.** Every stochastic step is seeded from ``(seed, samples,
-measure)``: the initial batch, fold ids, surrogate seeds and random queries. So the next
-query depends only on which architectures have been evaluated, and a campaign resumed
-from its store (:mod:`codesign.protran.campaign_store`) continues exactly as an
-uninterrupted one, re-evaluating nothing.
+measure)``: the initial batch, fold ids, surrogate seeds and random queries. The GP's
+hyperparameter search starts from the previous fit's optima, which each history record
+stores (``warm_start``). So the next query depends only on the evaluated architectures
+and the stored history, and a campaign resumed from its store
+(:mod:`codesign.protran.campaign_store`) continues exactly as an uninterrupted one,
+re-evaluating nothing.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ DEFAULT_INITIAL = 16  # LHS samples of the initial batch (Sec. III-B1)
 DEFAULT_FOLDS = 5  # K of the K-fold validation (80/20 per fold)
 DEFAULT_REGRESSOR = "gpr"
 WITHIN_TOLERANCE = 0.10  # +-10% relative error band of the generalisation report
+WARM_START_RECHECK = 8  # every 8th sample count, warm-started fits also try their fixed starting point
 SEED_TAGS = {"initial": 1, "folds": 2, "fit": 3, "query": 4}
 
 
@@ -261,8 +264,11 @@ class _Campaign:
         folds = sample_folds(n, self.config.initial, self.config.folds, self.config.seed)
         surrogates: dict[str, Surrogate] = {}
         val_mse = {}
+        warm = self.history[-1].get("warm_start", {}) if self.history else {}
         for m, measure in enumerate(MEASURES):
             model = self.factory(self.config.regressor, _seed(self.config.seed, SEED_TAGS["fit"], n, m), self.config.features)
+            if warm.get(measure) is not None:
+                model.set_warm_start({**warm[measure], "recheck": n % WARM_START_RECHECK == 0})
             model.fit(X, Y[:, m], folds=folds)
             surrogates[measure] = model
             val_mse[measure] = float(np.mean((model.oof_mean_ - Y[:, m]) ** 2))
@@ -273,6 +279,9 @@ class _Campaign:
             "maxima": {measure: float(maxima[m]) for m, measure in enumerate(MEASURES)},
             "last_query": {"key": self.keys[self.queried[-1]], "reason": self.reasons[-1]},
         }
+        hints = {measure: model.warm_state_ for measure, model in surrogates.items() if model.warm_state_ is not None}
+        if hints:
+            record["warm_start"] = hints  # starting points of the next fit (stored: a resume fits identically)
         rest = self.unqueried()
         if rest and self.truth is not None:
             record["never_queried"] = self.never_queried_errors(surrogates, rest, maxima)

@@ -138,6 +138,17 @@ class Surrogate(ABC):
         self.seed = int(seed)
         self.oof_mean_: np.ndarray | None = None
         self.fitted_ = False
+        self.warm_start: Mapping[str, Any] | None = None
+        self.warm_state_: dict | None = None
+
+    def set_warm_start(self, hint: Mapping[str, Any] | None) -> None:
+        """Starting points from the previous fit of a campaign (``warm_state_`` of that fit), if the model uses any.
+
+        ``hint["full"]`` seeds the fit on all rows, ``hint["folds"][k]`` the fit without
+        fold ``k``. Fold memberships never change in a campaign, so the fold-``k`` model of
+        the previous iteration never saw a row of fold ``k``: chaining it leaks nothing.
+        """
+        self.warm_start = None if hint is None else dict(hint)
 
     # -- hyperparameters ------------------------------------------------------------
 

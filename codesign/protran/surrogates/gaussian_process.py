@@ -12,7 +12,13 @@ gradients, from a fixed start and one shorter-length-scale restart: deterministi
 
 The predictive standard deviation is the posterior of a new *measurement*: latent
 posterior variance plus ``noise2``. Out-of-fold predictions refit the hyperparameters
-on each fold's training rows, warm-started from the full-data optimum.
+on each fold's training rows from the same starting points (warm-starting them from
+the full-data optimum would let the held-out rows choose the basin). In a campaign,
+each fit also starts from its own previous optimum (``set_warm_start``): the full fit
+from the previous full fit (besides the fixed start), the fold-``k`` fit from the
+previous fold-``k`` fit, which never saw a row of fold ``k``; the fixed start is tried
+as well only when the hint says ``recheck`` (the loop asks every 8th sample count), the
+same rule for the full and the fold fits. That cuts the optimiser's work about fivefold.
 """
 
 from __future__ import annotations
@@ -107,16 +113,21 @@ class GaussianProcessSurrogate(Surrogate):
         gradient = np.array([-0.5 * np.sum(inner * g) for g in grads])
         return float(nll), gradient
 
-    def _optimise(self, sq: np.ndarray, lin: np.ndarray, t: np.ndarray, d: int) -> np.ndarray:
+    def _optimise(
+        self, sq: np.ndarray, lin: np.ndarray, t: np.ndarray, d: int, warm: Any = None, recheck: bool = True
+    ) -> np.ndarray:
         if self.initial_theta is not None:
             starts = [np.asarray(self.initial_theta, dtype=float)]
         else:
             base = np.log([INITIAL_SIGNAL, np.sqrt(d), INITIAL_LINEAR, INITIAL_NOISE])
             starts = [base]
-            for r in range(self.restarts):
-                restart = base.copy()
-                restart[1] += np.log(RESTART_LENGTH_FACTOR) * (r + 1)
-                starts.append(restart)
+            if warm is not None:  # the previous optimum; the fixed start too where asked (the basin may move)
+                starts = [np.asarray(warm, dtype=float)] + ([base] if recheck else [])
+            else:
+                for r in range(self.restarts):
+                    restart = base.copy()
+                    restart[1] += np.log(RESTART_LENGTH_FACTOR) * (r + 1)
+                    starts.append(restart)
         best_theta, best_value = starts[0], np.inf
         for start in starts:
             start = np.clip(start, [b[0] for b in LOG_BOUNDS], [b[1] for b in LOG_BOUNDS])
@@ -140,7 +151,9 @@ class GaussianProcessSurrogate(Surrogate):
         Z = self.x_scaler.transform(X)
         t = self.y_scaler.transform(y[:, None]).ravel()
         sq, lin = self._kernel_parts(Z)
-        self.theta = self._optimise(sq, lin, t, Z.shape[1])
+        hint = self.warm_start or {}
+        self.theta = self._optimise(sq, lin, t, Z.shape[1], hint.get("full"), bool(hint.get("recheck", True)))
+        self.warm_state_ = {"full": self.theta.tolist(), "folds": {}}
         s2, length, c2, noise2 = np.exp(self.theta)
         K = s2 * np.exp(-0.5 * sq / length**2) + c2 * lin + (noise2 + JITTER) * np.eye(Z.shape[0])
         chol, info = lapack.dpotrf(K, lower=1, clean=1)
@@ -156,19 +169,25 @@ class GaussianProcessSurrogate(Surrogate):
         For a held-out block B the GP posterior mean given the other rows is
         ``y_B - inv((K^-1)_BB) (K^-1 y)_B`` (Rasmussen & Williams 2006, Sec. 5.4.2, for
         blocks instead of single rows). The four hyperparameters are those fitted on all
-        rows; refitting them per fold (``refit_folds=True``) is available and changed the
-        validation MSE of the published pools by a few percent in either direction.
+        rows. That shortcut (``refit_folds=False``) is optimistic: on the published pools it
+        gave 5 to 50% lower validation MSE than refitting at 20 to 40 samples, so the
+        default refits every fold from the same starting points as the full fit.
         """
         if folds.shape[0] != X.shape[0]:
             raise SurrogateError(f"{folds.shape[0]} fold ids for {X.shape[0]} rows")
         if self.refit_folds:
             out = np.empty(X.shape[0])
+            hint = self.warm_start or {}
+            warm_folds = dict(hint.get("folds") or {})
             for fold in np.unique(folds):
                 held = folds == fold
-                model = self.clone()
-                model.initial_theta = self.theta.tolist()
+                model = self.clone()  # nothing of fold k leaks in: the fixed starts, or fold k's own previous optimum
+                previous = warm_folds.get(str(int(fold)))
+                if previous is not None:
+                    model.set_warm_start({"full": previous, "recheck": bool(hint.get("recheck", True))})
                 model.fit(X[~held], y[~held])
                 out[held] = model.predict(X[held]).mean
+                self.warm_state_["folds"][str(int(fold))] = model.theta.tolist()
             return out
         t = self.y_scaler.transform(y[:, None]).ravel()
         inverse = lapack.dpotri(self.chol, lower=1)[0]

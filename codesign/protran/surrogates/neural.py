@@ -3,14 +3,24 @@
 Each of ``members`` small MLPs (inputs -> 32 -> 32 -> 2, tanh) outputs a mean and a log
 variance and is trained on the Gaussian negative log-likelihood
 ``0.5 * (log s2 + (y - mu)^2 / s2)`` with Adam and a little weight decay (Lakshminarayanan
-et al. 2017). The members differ by their seeded initialisation. The prediction is the
-ensemble's Gaussian mixture: mean ``mean_m mu_m``; variance ``mean_m s2_m`` (aleatoric: the
+et al. 2017). The members differ by their seeded initialisation and bootstrap resample. The
+prediction is the ensemble's Gaussian mixture: mean ``mean_m mu_m``; variance ``mean_m s2_m`` (aleatoric: the
 noise the members learnt) plus ``var_m mu_m`` (epistemic: their disagreement).
 
 Training, full batch: the first ``warmup`` epochs fit the means alone (squared error),
 then all outputs on the NLL; a variance fitted from the start tends to swallow the
 error of an untrained mean. Log variances are clipped to ``[-9, 3]`` (standardised
 targets), so no member claims a noise below 1% of the target's spread.
+
+**Recalibration.** A variance head fitted on the training rows learns the residuals of
+a mean that has (partly) memorised those rows, so it underestimates the noise: on
+synthetic data with noise 0.3 the ensemble predicted 0.2, and only 42% of held-out
+points fell inside 1 sigma. So each member trains on a bootstrap resample of the rows
+(seeded), and the learnt (aleatoric) variance is multiplied by one factor ``s2`` chosen
+on the out-of-bag rows: each member's error on a row it did not see should have the
+variance ``s2 * var_m(x) + var_members(x)`` (a scalar recalibration on held-out data,
+in the spirit of Kuleshov et al. 2018). ``s2`` is clipped to ``[0.25, 100]``. The
+prediction is then ``mean_m mu_m`` with variance ``s2 * mean_m var_m + var_m mu_m``.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ LOG_VARIANCE_MIN = -9.0  # standardised-target log variance floor (sigma >= 1.1%
 LOG_VARIANCE_MAX = 3.0
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
+RECALIBRATION_BOUNDS = (0.25, 100.0)  # clip of the out-of-bag variance factor
 PARAMETER_NAMES = ("w1", "b1", "w2", "b2", "w3", "b3")
 
 
@@ -43,7 +54,8 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
         epochs: int = 400,
         warmup: int = 150,
         learning_rate: float = 0.01,
-        weight_decay: float = 1e-3,
+        weight_decay: float = 1e-2,
+        bootstrap: bool = True,
     ) -> None:
         super().__init__(seed)
         if int(members) < 2 or int(epochs) < 1 or not 0 <= int(warmup) <= int(epochs):
@@ -53,6 +65,7 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
         self.warmup = int(warmup)
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
+        self.bootstrap = bool(bootstrap)
 
     def params(self) -> dict:
         return {
@@ -62,6 +75,7 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
             "warmup": self.warmup,
             "learning_rate": self.learning_rate,
             "weight_decay": self.weight_decay,
+            "bootstrap": self.bootstrap,
         }
 
     def _init_weights(self, d: int) -> dict[str, np.ndarray]:
@@ -92,6 +106,11 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
         t = self.y_scaler.transform(y[:, None]).ravel()
         n = Z.shape[0]
         weights = self._init_weights(Z.shape[1])
+        if self.bootstrap:
+            rng = np.random.default_rng([self.seed, 1])
+            counts = np.array([np.bincount(rng.integers(n, size=n), minlength=n) for _ in range(self.members)], dtype=float)
+        else:
+            counts = np.ones((self.members, n))
         first = {k: np.zeros_like(v) for k, v in weights.items()}
         second = {k: np.zeros_like(v) for k, v in weights.items()}
         beta1, beta2 = ADAM_BETAS
@@ -102,12 +121,12 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
             error = mu - t[None, :]
             grad_out = np.zeros_like(out)
             if step <= self.warmup:
-                grad_out[..., 0] = error / n
+                grad_out[..., 0] = error * counts / n
             else:
                 inv_var = np.exp(-log_var)
-                grad_out[..., 0] = error * inv_var / n
+                grad_out[..., 0] = error * inv_var * counts / n
                 inside = (raw > LOG_VARIANCE_MIN) & (raw < LOG_VARIANCE_MAX)
-                grad_out[..., 1] = 0.5 * (1.0 - error**2 * inv_var) / n * inside
+                grad_out[..., 1] = 0.5 * (1.0 - error**2 * inv_var) * counts / n * inside
             grads = {
                 "w3": np.einsum("mnk,mno->mko", h2, grad_out),
                 "b3": grad_out.sum(axis=1),
@@ -127,6 +146,37 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
                 scale = np.sqrt(second[key] / (1 - beta2**step)) + ADAM_EPSILON
                 weights[key] = weights[key] - self.learning_rate * corrected / scale
         self.weights = weights
+        self.variance_scale = self._recalibration(Z, t, counts) if self.bootstrap else 1.0
+
+    def _recalibration(self, Z: np.ndarray, t: np.ndarray, counts: np.ndarray) -> float:
+        """Factor of the aleatoric variance that calibrates members on the rows they did not see.
+
+        For every (member m, out-of-bag row i) pair, the error ``e = t_i - mu_m(x_i)`` should
+        have variance ``s2 * var_m(x_i) + epi(x_i)`` (recalibrated noise plus the spread of
+        the members at ``x_i``); ``s2`` solves ``mean(e^2 / (s2 var + epi)) = 1`` by bisection.
+        """
+        _, _, out = self._forward(self.weights, Z)
+        mu = out[..., 0]
+        variance = np.exp(np.clip(out[..., 1], LOG_VARIANCE_MIN, LOG_VARIANCE_MAX))
+        epistemic = np.broadcast_to(mu.var(axis=0), mu.shape)
+        outside = counts == 0
+        if not outside.any():
+            return 1.0
+        errors = ((t[None, :] - mu) ** 2)[outside]
+        aleatoric, spread = variance[outside], epistemic[outside]
+
+        def excess(factor: float) -> float:
+            return float(np.mean(errors / (factor * aleatoric + spread))) - 1.0
+
+        low, high = RECALIBRATION_BOUNDS
+        if excess(low) <= 0:
+            return low
+        if excess(high) >= 0:
+            return high
+        for _ in range(60):  # geometric bisection: excess() decreases in the factor
+            middle = np.sqrt(low * high)
+            low, high = (middle, high) if excess(middle) > 0 else (low, middle)
+        return float(np.sqrt(low * high))
 
     def member_predictions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each member's mean and variance, in target units: two ``(members, rows)`` arrays."""
@@ -140,7 +190,7 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
     def _predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mu, variance = self.member_predictions(X)
         mean = mu.mean(axis=0)
-        total = variance.mean(axis=0) + mu.var(axis=0)
+        total = self.variance_scale * variance.mean(axis=0) + mu.var(axis=0)
         return mean, np.sqrt(total)
 
     def _state(self) -> dict:
@@ -148,12 +198,16 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
             "x_scaler": self.x_scaler.state(),
             "y_scaler": self.y_scaler.state(),
             "weights": {key: to_list(self.weights[key]) for key in PARAMETER_NAMES},
+            "variance_scale": self.variance_scale,
         }
 
     def _load(self, fitted: Mapping[str, Any]) -> None:
         self.x_scaler = Standardizer.from_state(fitted["x_scaler"])
         self.y_scaler = Standardizer.from_state(fitted["y_scaler"])
         self.weights = {key: np.asarray(fitted["weights"][key], dtype=float) for key in PARAMETER_NAMES}
+        self.variance_scale = float(fitted["variance_scale"])
+        if not RECALIBRATION_BOUNDS[0] <= self.variance_scale <= RECALIBRATION_BOUNDS[1]:
+            raise SurrogateError(f"nn state: variance scale {self.variance_scale} outside {RECALIBRATION_BOUNDS}")
         d = self.x_scaler.mean.shape[0]
         expected = {
             "w1": (self.members, d, HIDDEN_UNITS), "b1": (self.members, HIDDEN_UNITS),
