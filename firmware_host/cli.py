@@ -17,7 +17,9 @@ from codesign.cli import published_app, space_app
 from codesign.model_cli import model_app
 from codesign.protran.cli import protran_app
 from device_runners.cli import cpufreq_app, run_command
+from firmware_host.host_cli import profile_command, rig_app
 from sensors.cli import sensor_app, trace_app
+from udev.cli import udev_app
 
 # typer >= 0.22 ships its own copy of click; find the exception bases through typer's
 # public classes so this works with either.
@@ -37,7 +39,10 @@ app.add_typer(protran_app, name="protran")
 app.add_typer(sensor_app, name="sensor")
 app.add_typer(trace_app, name="trace")
 app.add_typer(cpufreq_app, name="cpufreq")
+app.add_typer(udev_app, name="udev")
 app.command("run")(run_command)
+app.command("profile")(profile_command)
+app.add_typer(rig_app, name="rig")
 
 
 def error_line(error: Exception) -> str:

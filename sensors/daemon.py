@@ -34,6 +34,7 @@ import json
 import math
 import os
 import socket
+import sys
 import socketserver
 import threading
 import time
@@ -176,6 +177,9 @@ class SamplingDaemon:
 
     def start(self) -> "SamplingDaemon":
         """Open the trace, start sampling and (if a port is set) serving."""
+        # Other Python threads of this process hold the GIL for up to the switch interval
+        # (5 ms by default); a sampling thread at kHz rates needs it back sooner.
+        sys.setswitchinterval(min(sys.getswitchinterval(), self.interval_s / 4))
         if self.record_path is not None:
             specs = [
                 StreamSpec(s.info.name, tuple(s.info.channels), s.info.to_dict(), poll_interval_s=self.interval_s) for s in self.sensors

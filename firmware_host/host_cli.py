@@ -1,0 +1,148 @@
+"""`edgetran profile` and `edgetran rig ...`: the bench host's commands.
+
+Bad input is raised as ``typer.BadParameter`` (one line, exit 2 at the entry point).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+rig_app = typer.Typer(help="The rig inventory: boards, sensors, how the host reaches them.", no_args_is_help=True)
+
+
+@contextmanager
+def input_errors() -> Iterator[None]:
+    """Turn the host's (and the rooms' it calls) input errors into one-line usage errors."""
+    try:
+        yield
+    except (ValueError, RuntimeError, OSError, TimeoutError) as error:
+        raise typer.BadParameter(" ".join(str(error).split())) from None
+
+
+def _rig(path: Optional[Path]):
+    from firmware_host.rig import load_rig
+
+    with input_errors():
+        return load_rig(path)
+
+
+@rig_app.command("show")
+def show(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print the rig's boards and sensors."""
+    inventory = _rig(rig)
+    if as_json:
+        typer.echo(json.dumps(inventory.to_dict(), indent=2))
+        return
+    boards = Table(title=f"Boards ({inventory.source}{', emulated' if inventory.emulated else ''})")
+    for column in ("name", "host", "model", "runtime", "device", "batch", "seq len", "cpufreq policy"):
+        boards.add_column(column)
+    for b in inventory.boards:
+        boards.add_row(b.name, b.host, str(b.model or "-"), b.runtime, b.device, str(b.batch), str(b.seq_len), str(b.cpufreq_policy or "-"))
+    sensors = Table(title="Sensors")
+    for column in ("name", "kind", "measures", "runs on", "channel", "rate Hz"):
+        sensors.add_column(column)
+    for s in inventory.sensors:
+        sensors.add_row(s.name, s.kind, s.measures, s.runs_on, s.channel, f"{s.rate_hz:g}")
+    console = Console()
+    console.print(boards)
+    console.print(sensors)
+
+
+@rig_app.command("check")
+def check(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Reach every local board's runtime and every local sensor; report what is missing."""
+    from device_runners.runtimes import runtime_devices
+    from firmware_host.profile import _open_sensor
+
+    inventory = _rig(rig)
+    runtimes = runtime_devices()
+    rows = []
+    for board in inventory.boards:
+        if board.host in ("virtual", "local"):
+            info = runtimes[board.runtime]
+            ok = info["installed"] and board.device.upper() in [d.upper() for d in info.get("devices", [])]
+            detail = f"{board.runtime} {info.get('version', '')} offers {', '.join(info.get('devices', []))}" if info["installed"] else info["pip"]
+        else:
+            ok, detail = False, "remote boards are reached through the dask dispatch (not wired yet)"
+        rows.append({"what": f"board {board.name}", "ok": bool(ok), "detail": detail})
+    for spec in inventory.sensors:
+        if spec.runs_on != "local":
+            rows.append({"what": f"sensor {spec.name}", "ok": False, "detail": f"daemon on {spec.runs_on}: remote daemons are not wired yet"})
+            continue
+        try:
+            sensor = _open_sensor(spec, inventory.board(spec.measures))
+            time.sleep(3 * sensor.info.update_interval_s)  # one conversion, so the read is fresh
+            sample = sensor.read()
+            rows.append({"what": f"sensor {spec.name}", "ok": True, "detail": f"{sensor.info.provenance}, {spec.channel} = {sample.values.get(spec.channel)}"})
+            activity = getattr(sensor, "activity", None)
+            if activity is not None:
+                activity.stop()
+            sensor.close()
+        except Exception as error:  # noqa: BLE001 - a check reports every failure
+            rows.append({"what": f"sensor {spec.name}", "ok": False, "detail": f"{type(error).__name__}: {error}"})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            typer.echo(f"{'ok  ' if row['ok'] else 'MISSING'} {row['what']}: {row['detail']}")
+    if not all(row["ok"] for row in rows):
+        raise typer.Exit(1)
+
+
+def profile_command(
+    file: Path = typer.Argument(..., help="A model dictionary (JSON) or an exported artifact (sidecar or model file)."),
+    rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."),
+    board: Optional[str] = typer.Option(None, "--board", help="Board name (default: the rig's first)."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="onnxruntime, openvino or tflite (default: the board's)."),
+    repeats: int = typer.Option(3, "--repeats", help="Repetitions (geometric means over them).", min=1),
+    runs: int = typer.Option(20, "--runs", help="Timed runs per repetition (raised if the window is too short).", min=1),
+    warmup: int = typer.Option(3, "--warmup", help="Warm-up runs.", min=0),
+    idle_s: float = typer.Option(1.0, "--idle-s", help="Idle window for the baseline, seconds.", min=0.0),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch size (default: the board's).", min=1),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (default: the board's).", min=1),
+    seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Also save the measurement as JSON lines in this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
+) -> None:
+    """Measure latency, energy per sequence and peak power of a model on a rig board."""
+    from firmware_host.profile import ProfileOptions, run_profile
+
+    inventory = _rig(rig)
+    options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, batch=batch, seq_len=seq_len, runtime=runtime, seed=seed)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=as_json, transient=True) as progress:
+        task = progress.add_task("profiling", total=repeats)
+
+        def on_phase(text: str) -> None:
+            progress.update(task, description=text)
+
+        def on_repeat(index: int, row: dict) -> None:
+            progress.update(task, advance=1, description=f"repeat {index + 1}/{repeats}: {row['latency_s_per_seq'] * 1e3:.2f} ms/seq")
+
+        with input_errors():
+            measurement = run_profile(file, inventory, board, options, on_repeat=on_repeat, on_phase=on_phase)
+    if store is not None:
+        with open(store, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(measurement) + "\n")
+    if as_json:
+        typer.echo(json.dumps(measurement, indent=2))
+        return
+    emulated = " (EMULATED: virtual rig)" if measurement["emulated"] else ""
+    typer.echo(
+        f"{measurement['board']}{emulated}, {measurement['runtime']} on {measurement['device']}, batch {measurement['batch']} x seq {measurement['seq_len']}, "
+        f"{measurement['repeats']} repeats x {measurement['runs']} runs:"
+    )
+    typer.echo(f"  latency     {measurement['latency_s_per_seq'] * 1e3:10.3f} ms/seq")
+    typer.echo(f"  energy      {measurement['energy_j_per_seq'] * 1e3:10.3f} mJ/seq (above an idle {measurement['idle_power_w'] or 0:.3f} W)")
+    typer.echo(f"  peak power  {measurement['peak_power_w']:10.3f} W")
+    typer.echo(f"  clock offset {measurement['clock_offset_s'] * 1e6:.0f} +- {measurement['clock_offset_uncertainty_s'] * 1e6:.0f} us; trace {measurement['trace']}")
+    for warning in measurement["warnings"]:
+        typer.echo(f"  warning: {warning}")

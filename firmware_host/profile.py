@@ -1,0 +1,297 @@
+"""`edgetran profile`: one architecture (or artifact) on one board -> one Measurement.
+
+Per repeat: the runner executes the measurement protocol (warm-up, a marked idle window,
+a marked timed block of runs) while the sensor daemon samples the board's supply;
+the runner's markers are mapped onto the sensor clock with the measured clock offset,
+and the trace gives
+
+* the idle baseline: mean power over [idle_begin, idle_end];
+* energy J/seq = (energy of [block_begin, block_end] - baseline x block duration) /
+  (batch x runs), by trapezoidal integration of the sensor's samples;
+* peak power W: the largest sample in the block (absolute, baseline included).
+
+A window shorter than 20x the clock-offset uncertainty or 10 sample intervals is not
+used as is: the number of runs is raised so the block is long enough (the DESIGN's
+"repeated runs lengthen it"), and the raise is reported. Over R repeats the Measurement
+carries geometric means (as the paper reports) and min/max spreads, the trace path,
+the sensor's and runner's metadata, the clock offset with its uncertainty, and
+``"emulated": true`` on the virtual rig.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+MIN_WINDOW_FACTOR = 20  # a window must be >= 20 x the clock-offset uncertainty
+MIN_WINDOW_INTERVALS = 10  # ... and >= 10 sensor sample intervals
+MAX_RUNS = 100_000
+
+
+class ProfileError(ValueError):
+    """A profile request that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """How to measure."""
+
+    runs: int = 20
+    warmup: int = 3
+    idle_s: float = 1.0
+    repeats: int = 3
+    batch: Optional[int] = None  # default: the board's
+    seq_len: Optional[int] = None  # default: the board's
+    runtime: Optional[str] = None  # default: the board's
+    threads: Optional[int] = None
+    run_timeout_s: float = 120.0
+    seed: int = 0
+
+
+def geometric_mean(values: list[float]) -> float:
+    """Geometric mean of positive values; NaN when any is not positive."""
+    if not values or any(not v > 0 for v in values):
+        return math.nan
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def artifacts_dir() -> Path:
+    """Where exported artifacts are kept (content-addressed): $EDGETRAN_ARTIFACTS or ~/.cache/edgetran/exports."""
+    return Path(os.environ.get("EDGETRAN_ARTIFACTS", Path.home() / ".cache" / "edgetran" / "exports")).expanduser()
+
+
+FORMAT_OF_RUNTIME = {"onnxruntime": "onnx", "openvino": "openvino", "tflite": "tflite"}
+
+
+def resolve_artifact(file: str | Path, runtime: str, seq_len: int, batch: int, seed: int, folder: Path | None = None) -> Path:
+    """An artifact's sidecar: FILE itself when it is one, else FILE's architecture exported (cached)."""
+    path = Path(file)
+    if not path.is_file():
+        raise ProfileError(f"{path}: file not found")
+    from device_runners.artifact import ArtifactError, read_artifact
+
+    try:
+        return read_artifact(path).sidecar_path
+    except ArtifactError:
+        pass
+    try:
+        model = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ProfileError(f"{path}: neither an artifact (no sidecar) nor a JSON model dictionary") from None
+    from codesign.design_space import default_space
+
+    arch = default_space().validate(model) if _in_space(model) else _structural(model)
+    fmt = FORMAT_OF_RUNTIME[runtime]
+    key = hashlib.sha256(json.dumps({"arch": arch.to_dict(), "fmt": fmt, "seq": seq_len, "batch": batch, "seed": seed}, sort_keys=True).encode()).hexdigest()
+    folder = folder or artifacts_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    index = folder / f"export-{key}.txt"
+    if index.is_file():
+        sidecar = Path(index.read_text().strip())
+        if sidecar.is_file():
+            return sidecar
+    from codesign.export.exporter import export_model
+    from codesign.models.build import build_model
+    from codesign.models.config import ModelConfig
+
+    config = ModelConfig(max_positions=max(seq_len, 512))
+    exported = export_model(build_model(arch, config=config, seed=seed), fmt, seq_len, batch, folder, seed=seed)
+    tmp = index.with_suffix(".partial")
+    tmp.write_text(exported["sidecar"])
+    os.replace(tmp, index)
+    return Path(exported["sidecar"])
+
+
+def _in_space(model: Any) -> bool:
+    from codesign.architecture import Architecture, ArchitectureError
+    from codesign.design_space import default_space
+
+    try:
+        return default_space().contains(Architecture.from_dict(model))
+    except ArchitectureError:
+        return False
+
+
+def _structural(model: Any):
+    from codesign.architecture import Architecture, ArchitectureError
+
+    try:
+        return Architecture.from_dict(model)
+    except ArchitectureError as error:
+        raise ProfileError(f"model dictionary: {error}") from None
+
+
+def required_runs(block_s: float, runs: int, uncertainty_s: float, sample_interval_s: float) -> int:
+    """Runs needed so the timed block lasts >= 20x the offset uncertainty and >= 10 sample intervals."""
+    needed_s = max(MIN_WINDOW_FACTOR * uncertainty_s, MIN_WINDOW_INTERVALS * sample_interval_s)
+    if block_s >= needed_s:
+        return runs
+    per_run = max(block_s / runs, 1e-9)
+    return min(MAX_RUNS, math.ceil(needed_s * 1.2 / per_run))
+
+
+def _window_of(report: Any, begin: str, end: str, offset_s: float) -> tuple[float, float]:
+    first = next(m for m in report.markers if m.kind == begin)
+    last = next(m for m in report.markers if m.kind == end)
+    return first.monotonic_ns / 1e9 + offset_s, last.monotonic_ns / 1e9 + offset_s
+
+
+def profile_on_daemon(
+    sidecar: Path,
+    daemon: Any,
+    sensor_name: str,
+    board: Any,
+    options: ProfileOptions,
+    clock_offset_s: float,
+    clock_uncertainty_s: float,
+    on_repeat: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Measure one artifact on a board whose supply a running daemon samples; return the Measurement."""
+    from device_runners.protocol import measure
+
+    runtime = options.runtime or board.runtime
+    batch = options.batch or board.batch
+    sensor = next(s for s in daemon.sensors if s.info.name == sensor_name)
+    sample_interval = max(sensor.info.update_interval_s, daemon.interval_s)
+    runs = options.runs
+    repeats, warnings = [], []
+    for r in range(options.repeats):
+        report = measure(sidecar, runtime, board.device, batch, runs, options.warmup, options.idle_s,
+                         options.run_timeout_s, options.threads, None, options.seed + r)
+        needed = required_runs(report.block_s, runs, clock_uncertainty_s, sample_interval)
+        if needed > runs:
+            warnings.append(f"repeat {r}: a {report.block_s * 1e3:.1f} ms block is too short for the clock and sensor; runs raised {runs} -> {needed}")
+            runs = needed
+            report = measure(sidecar, runtime, board.device, batch, runs, options.warmup, options.idle_s,
+                             options.run_timeout_s, options.threads, None, options.seed + r)
+        time.sleep(2 * sample_interval)  # let the sensor convert past the block's end
+        b0, b1 = _window_of(report, "block_begin", "block_end", clock_offset_s)
+        daemon.add_event("window_begin", f"repeat-{r}", t=b0, artifact=report.artifact_sha256, runs=report.runs, batch=batch)
+        daemon.add_event("window_end", f"repeat-{r}", t=b1)
+        block = daemon.window(b0, b1, sensor_name)
+        baseline_w = 0.0
+        if options.idle_s > 0:
+            i0, i1 = _window_of(report, "idle_begin", "idle_end", clock_offset_s)
+            baseline_w = daemon.window(i0, i1, sensor_name)["mean_power_w"]
+        sequences = batch * report.runs
+        energy = (block["energy_j"] - baseline_w * (b1 - b0)) / sequences
+        if energy <= 0:
+            warnings.append(f"repeat {r}: energy above the idle baseline is not positive ({energy:.3g} J/seq): the block is within the sensor's noise")
+        for w in block["warnings"]:
+            warnings.append(f"repeat {r}: {w}")
+        row = {
+            "repeat": r,
+            "latency_s_per_seq": report.latency_per_sequence.median_s,
+            "energy_j_per_seq": energy,
+            "peak_power_w": block["peak_power_w"],
+            "idle_power_w": baseline_w,
+            "block_s": b1 - b0,
+            "block_energy_j": block["energy_j"],
+            "coverage": block["coverage"],
+            "samples": block["samples"],
+            "runs": report.runs,
+            "latency_stats": report.latency_per_batch.__dict__,
+            "cpu_time_s": report.cpu_time_s,
+            "peak_rss_bytes": report.peak_rss_bytes,
+        }
+        repeats.append(row)
+        if on_repeat is not None:
+            on_repeat(r, row)
+    measures = ("latency_s_per_seq", "energy_j_per_seq", "peak_power_w")
+    return {
+        **{m: geometric_mean([row[m] for row in repeats]) for m in measures},
+        "spread": {m: {"min": min(row[m] for row in repeats), "max": max(row[m] for row in repeats)} for m in measures},
+        "idle_power_w": geometric_mean([row["idle_power_w"] for row in repeats]) if options.idle_s > 0 else None,
+        "batch": batch,
+        "runs": runs,
+        "repeats": len(repeats),
+        "warmup": options.warmup,
+        "seq_len": int(json.loads(Path(sidecar).read_text())["seq_len"]),
+        "board": board.name,
+        "runtime": report.runtime,
+        "device": report.device,
+        "runtime_versions": report.versions,
+        "artifact_sha256": report.artifact_sha256,
+        "artifact_format": report.artifact_format,
+        "sensor": sensor.info.to_dict(),
+        "clock_offset_s": clock_offset_s,
+        "clock_offset_uncertainty_s": clock_uncertainty_s,
+        "emulated": bool(board.emulated or sensor.info.provenance == "emulated"),
+        "per_repeat": repeats,
+        "warnings": warnings,
+        "measured_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _open_sensor(spec: Any, board: Any) -> Any:
+    if spec.kind == "virtual-board":
+        from firmware_host.virtual_rig import board_model, virtual_board_sensor
+
+        return virtual_board_sensor(board_model(board.model or "rpi4"), spec.rate_hz, spec.name)
+    from sensors.registry import create_sensor
+
+    return create_sensor(spec.kind, rate_hz=spec.rate_hz, name=spec.name, **dict(spec.params))
+
+
+def _clock_offset(daemon: Any) -> tuple[float, float]:
+    """Offset of the sensor clock relative to the runner's, and its uncertainty (NTP-style, via the socket)."""
+    from sensors.daemon import request
+
+    best = None
+    for _ in range(16):
+        t0 = time.monotonic()
+        remote = request((daemon.host, daemon.port), {"cmd": "time"})["t"]
+        t2 = time.monotonic()
+        if best is None or t2 - t0 < best[0]:
+            best = (t2 - t0, remote - (t0 + t2) / 2)
+    delay, offset = best
+    return offset, delay / 2
+
+
+def run_profile(
+    file: str | Path,
+    rig: Any,
+    board_name: Optional[str],
+    options: ProfileOptions,
+    on_repeat: Callable[[int, dict], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> dict:
+    """Profile FILE (architecture or artifact) on a rig board; the sensor daemon runs in this process."""
+    from sensors.daemon import SamplingDaemon
+
+    board = rig.board(board_name)
+    if board.host not in ("virtual", "local"):
+        raise ProfileError(f"board {board.name!r} is on {board.host}: remote boards need the dask dispatch (not available yet)")
+    spec = rig.sensor_for(board.name)
+    if spec.runs_on != "local":
+        raise ProfileError(f"sensor {spec.name!r} runs on {spec.runs_on}: remote sensor daemons are not wired yet")
+    runtime = options.runtime or board.runtime
+    phase = on_phase or (lambda text: None)
+    phase("preparing the artifact")
+    sidecar = resolve_artifact(file, runtime, options.seq_len or board.seq_len, options.batch or board.batch, options.seed)
+    traces = Path(rig.traces).expanduser()
+    traces.mkdir(parents=True, exist_ok=True)
+    trace_path = traces / f"profile-{board.name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}.ettrace"
+    sensor = _open_sensor(spec, board)
+    daemon = SamplingDaemon([sensor], spec.rate_hz, ring_seconds=900.0, record_path=trace_path, port=0, realtime_priority=10)
+    phase("sampling the supply")
+    with daemon:
+        offset, uncertainty = _clock_offset(daemon)
+        time.sleep(0.2)
+        measurement = profile_on_daemon(sidecar, daemon, spec.name, board, options, offset, uncertainty, on_repeat)
+    activity = getattr(sensor, "activity", None)
+    if activity is not None:
+        activity.stop()
+    sensor.close()
+    measurement["trace"] = str(trace_path)
+    measurement["artifact"] = str(sidecar)
+    measurement["rig"] = rig.source
+    measurement["sampler"] = {"on_time_fraction": daemon.stats.on_time_fraction, "scheduling": daemon.scheduling, "errors": daemon.stats.errors}
+    return measurement

@@ -1,0 +1,85 @@
+"""rig.toml: the virtual default, parsing, and validation messages that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from firmware_host.rig import RigError, load_rig, parse_rig, virtual_rig
+
+GOOD = """
+[host]
+scheduler = "in-process"
+traces = "/tmp/edgetran-traces"
+
+[[boards]]
+name = "rpi4-01"
+host = "virtual"
+model = "rpi4"
+batch = 1
+seq_len = 64
+
+[[boards]]
+name = "nano-01"
+host = "virtual"
+model = "jetson-nano"
+
+[[sensors]]
+name = "rpi4-01-supply"
+kind = "virtual-board"
+measures = "rpi4-01"
+rate_hz = 500
+"""
+
+
+def test_virtual_rig_is_the_default():
+    rig = load_rig(None)
+    assert rig == virtual_rig()
+    assert rig.emulated and rig.board(None).name == "virtual-rpi4"
+    assert rig.sensor_for("virtual-rpi4").kind == "virtual-board"
+
+
+def test_a_rig_file_parses(tmp_path: Path):
+    path = tmp_path / "rig.toml"
+    path.write_text(GOOD)
+    rig = load_rig(path)
+    assert [b.name for b in rig.boards] == ["rpi4-01", "nano-01"]
+    assert rig.board("rpi4-01").seq_len == 64
+    assert rig.sensor_for("rpi4-01").rate_hz == 500
+    assert rig.to_dict()["emulated"] is True
+    with pytest.raises(RigError, match="no sensor measures board 'nano-01'"):
+        rig.sensor_for("nano-01")
+    with pytest.raises(RigError, match="no board 'x'"):
+        rig.board("x")
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"boards": []}, "boards: the rig needs at least one"),
+        ({"boards": [{"host": "virtual"}]}, "boards[0].name: missing"),
+        ({"boards": [{"name": "a", "batch": 0}]}, "boards[0].batch: expected a positive integer, got 0"),
+        ({"boards": [{"name": "a", "runtime": "tvm"}]}, "boards[0].runtime: 'tvm' is not a runtime"),
+        ({"boards": [{"name": "a", "model": "rpi9"}]}, "boards[0].model: unknown board model 'rpi9'"),
+        ({"boards": [{"name": "a", "colour": "red"}]}, "boards[0].colour: unknown key"),
+        ({"boards": [{"name": "a"}, {"name": "a"}]}, "boards: names must be distinct"),
+        ({"boards": [{"name": "a"}], "sensors": [{"name": "s", "kind": "ina219", "measures": "b"}]}, "sensors[0].measures: 'b' is not a board"),
+        ({"boards": [{"name": "a"}], "sensors": [{"name": "s", "measures": "a"}]}, "sensors[0].kind: missing"),
+        ({"boards": [{"name": "a"}], "sensors": [{"name": "s", "kind": "k", "measures": "a", "rate_hz": -1}]}, "sensors[0].rate_hz: expected a positive rate"),
+        ({"boards": [{"name": "a"}], "extra": {}}, "extra: unknown table"),
+    ],
+)
+def test_validation_names_the_key(table, message):
+    with pytest.raises(RigError) as caught:
+        parse_rig(table)
+    assert message in str(caught.value)
+
+
+def test_bad_files(tmp_path: Path):
+    with pytest.raises(RigError, match="file not found"):
+        load_rig(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[boards]\n")
+    with pytest.raises(RigError, match="not valid TOML"):
+        load_rig(bad)
