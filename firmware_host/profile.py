@@ -129,12 +129,14 @@ def _structural(model: Any):
 
 
 def required_runs(block_s: float, runs: int, uncertainty_s: float, sample_interval_s: float) -> int:
-    """Runs needed so the timed block lasts >= 20x the offset uncertainty and >= 10 sample intervals."""
-    needed_s = max(MIN_WINDOW_FACTOR * uncertainty_s, MIN_WINDOW_INTERVALS * sample_interval_s)
-    if block_s >= needed_s:
-        return runs
-    per_run = max(block_s / runs, 1e-9)
-    return min(MAX_RUNS, math.ceil(needed_s * 1.2 / per_run))
+    """Runs needed so the timed block passes the clock/sensor window check (with a 20% margin)."""
+    from firmware_host.clock_sync import WindowTooShort, check_window
+
+    try:
+        check_window(block_s, uncertainty_s, sample_interval_s, MIN_WINDOW_FACTOR, MIN_WINDOW_INTERVALS)
+    except WindowTooShort as short:
+        return min(MAX_RUNS, math.ceil(runs * short.required_s * 1.2 / block_s))
+    return runs
 
 
 def _window_of(report: Any, begin: str, end: str, offset_s: float) -> tuple[float, float]:
@@ -240,21 +242,6 @@ def _open_sensor(spec: Any, board: Any) -> Any:
     return create_sensor(spec.kind, rate_hz=spec.rate_hz, name=spec.name, **dict(spec.params))
 
 
-def _clock_offset(daemon: Any) -> tuple[float, float]:
-    """Offset of the sensor clock relative to the runner's, and its uncertainty (NTP-style, via the socket)."""
-    from sensors.daemon import request
-
-    best = None
-    for _ in range(16):
-        t0 = time.monotonic()
-        remote = request((daemon.host, daemon.port), {"cmd": "time"})["t"]
-        t2 = time.monotonic()
-        if best is None or t2 - t0 < best[0]:
-            best = (t2 - t0, remote - (t0 + t2) / 2)
-    delay, offset = best
-    return offset, delay / 2
-
-
 def run_profile(
     file: str | Path,
     rig: Any,
@@ -264,6 +251,7 @@ def run_profile(
     on_phase: Callable[[str], None] | None = None,
 ) -> dict:
     """Profile FILE (architecture or artifact) on a rig board; the sensor daemon runs in this process."""
+    from firmware_host.clock_sync import daemon_offset
     from sensors.daemon import SamplingDaemon
 
     board = rig.board(board_name)
@@ -283,9 +271,9 @@ def run_profile(
     daemon = SamplingDaemon([sensor], spec.rate_hz, ring_seconds=900.0, record_path=trace_path, port=0, realtime_priority=10)
     phase("sampling the supply")
     with daemon:
-        offset, uncertainty = _clock_offset(daemon)
+        clock = daemon_offset((daemon.host, daemon.port))  # sensor clock = runner clock + offset
         time.sleep(0.2)
-        measurement = profile_on_daemon(sidecar, daemon, spec.name, board, options, offset, uncertainty, on_repeat)
+        measurement = profile_on_daemon(sidecar, daemon, spec.name, board, options, clock.offset_s, clock.uncertainty_s, on_repeat)
     activity = getattr(sensor, "activity", None)
     if activity is not None:
         activity.stop()
