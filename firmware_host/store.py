@@ -1,0 +1,517 @@
+"""The measurement store: one SQLite file (stdlib ``sqlite3``, WAL journal) for the bench host.
+
+Tables: ``rigs``, ``artifacts`` (sha256, format, architecture and sidecar JSON),
+``campaigns`` (name, created, config JSON, status), ``measurements``, ``traces`` (an index
+of trace files: path, sha256 of the file, streams, start/end), ``failures`` and
+``schema_version``.
+
+**Resume without repeats.** A measurement is identified within its campaign by a
+:class:`MeasurementKey` (architecture key, board, runtime, device, batch, repeat index);
+the table holds a UNIQUE constraint on (campaign, key). Every insert is its own committed
+transaction (``synchronous=FULL``), so a process killed at any point leaves each
+measurement either wholly stored or absent. :meth:`MeasurementStore.pending` returns the
+keys of a campaign still to measure, in the order given.
+
+**Inserting a finished measurement twice** is a no-op when the values are the same
+(:meth:`~MeasurementStore.add_measurement` returns ``False``): a resumed process that
+re-sends the last result before it learnt it was stored does no harm. Different values
+for a stored key raise :class:`DuplicateMeasurement`: a key is measured once, and a
+second, different number for it is a bug in the caller, never silently kept or dropped.
+
+**Exact values.** Numbers are stored as SQLite REAL (IEEE-754 doubles) and JSON written
+with ``repr`` precision, so they read back bit for bit (one exception: SQLite stores
+``-0.0`` as ``0.0``, which compares equal). Non-finite numbers are refused
+(SQLite turns NaN into NULL); a missing figure (no energy without a sensor) is ``None``.
+
+**Schema versions.** ``schema_version`` lists every version applied. A new file gets the
+current schema; an older file is upgraded by the migration functions
+(``{target version: function(connection)}``), in one transaction; a newer file is refused.
+
+Exports (CSV and JSON) are written to a temporary file beside the target, fsynced, then
+moved into place with ``os.replace``: a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sqlite3
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
+
+SCHEMA_VERSION = 1
+DEFAULT_DB_PATH = Path("~/.local/share/edgetran/edgetran.db")
+DB_PATH_ENV = "EDGETRAN_DB"  # overrides the default path
+BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another connection's write lock
+HASH_CHUNK_BYTES = 1 << 20
+CAMPAIGN_STATUSES = ("running", "finished", "failed", "abandoned")
+
+Migration = Callable[[sqlite3.Connection], None]
+
+_SCHEMA = (
+    "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)",
+    "CREATE TABLE rigs (name TEXT PRIMARY KEY, config TEXT NOT NULL, created TEXT NOT NULL)",
+    "CREATE TABLE artifacts (sha256 TEXT PRIMARY KEY, format TEXT NOT NULL, architecture TEXT NOT NULL,"
+    " sidecar TEXT NOT NULL, created TEXT NOT NULL)",
+    "CREATE TABLE campaigns (name TEXT PRIMARY KEY, created TEXT NOT NULL, config TEXT NOT NULL,"
+    f" status TEXT NOT NULL CHECK (status IN ({', '.join(repr(s) for s in CAMPAIGN_STATUSES)})))",
+    "CREATE TABLE traces (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, streams TEXT NOT NULL,"
+    " start_s REAL, end_s REAL, created TEXT NOT NULL)",
+    "CREATE TABLE measurements ("
+    " id INTEGER PRIMARY KEY,"
+    " campaign TEXT NOT NULL REFERENCES campaigns(name),"
+    " arch_key TEXT NOT NULL, board TEXT NOT NULL, runtime TEXT NOT NULL, device TEXT NOT NULL,"
+    " batch INTEGER NOT NULL, repeat INTEGER NOT NULL,"
+    " artifact_sha256 TEXT REFERENCES artifacts(sha256),"
+    " runs INTEGER NOT NULL,"
+    " latency_s_per_seq REAL NOT NULL, energy_j_per_seq REAL, peak_power_w REAL,"
+    " latency_spread_s_per_seq REAL, energy_spread_j_per_seq REAL,"
+    " sensor TEXT, trace_path TEXT,"
+    " clock_offset_s REAL, clock_uncertainty_s REAL,"
+    " emulated INTEGER NOT NULL CHECK (emulated IN (0, 1)),"
+    " data TEXT NOT NULL, created TEXT NOT NULL,"
+    " UNIQUE (campaign, arch_key, board, runtime, device, batch, repeat))",
+    "CREATE TABLE failures (id INTEGER PRIMARY KEY, campaign TEXT NOT NULL REFERENCES campaigns(name),"
+    " arch_key TEXT NOT NULL, board TEXT NOT NULL, runtime TEXT NOT NULL, device TEXT NOT NULL,"
+    " batch INTEGER NOT NULL, repeat INTEGER NOT NULL, reason TEXT NOT NULL, created TEXT NOT NULL)",
+    "CREATE INDEX failures_by_campaign ON failures (campaign)",
+)
+
+
+class StoreError(ValueError):
+    """A store that cannot be opened or used as asked (bad path, not a database, newer schema, bad value)."""
+
+
+class DuplicateMeasurement(StoreError):
+    """A finished measurement stored again with different values."""
+
+
+class MeasurementKey(NamedTuple):
+    """What identifies one measurement within a campaign."""
+
+    arch_key: str  # architecture (or artifact) key
+    board: str
+    runtime: str
+    device: str
+    batch: int
+    repeat: int  # repeat index, 0-based
+
+
+@dataclass(frozen=True)
+class MeasurementRecord:
+    """One finished measurement, as stored (seconds, joules, watts per sequence)."""
+
+    campaign: str
+    key: MeasurementKey
+    runs: int
+    latency_s_per_seq: float
+    energy_j_per_seq: float | None = None
+    peak_power_w: float | None = None
+    latency_spread_s_per_seq: float | None = None  # sample standard deviation over the runs
+    energy_spread_j_per_seq: float | None = None
+    sensor: str | None = None
+    trace_path: str | None = None
+    clock_offset_s: float | None = None  # sensor clock = runner clock + offset
+    clock_uncertainty_s: float | None = None
+    emulated: bool = False
+    artifact_sha256: str | None = None
+    data: dict = field(default_factory=dict)  # the full measurement (run report, energy window, ...)
+
+    def to_dict(self) -> dict:
+        """Flat JSON form: the key's fields beside the values."""
+        flat = asdict(self)
+        flat.pop("key")
+        return {"campaign": self.campaign, **self.key._asdict(), **{k: v for k, v in flat.items() if k != "campaign"}}
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A campaign's row."""
+
+    name: str
+    created: str
+    config: dict
+    status: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A measurement that failed, and why."""
+
+    campaign: str
+    key: MeasurementKey
+    reason: str
+    created: str
+
+
+_VALUE_COLUMNS = tuple(f.name for f in fields(MeasurementRecord) if f.name not in ("campaign", "key", "data"))
+_FLOAT_COLUMNS = (
+    "latency_s_per_seq",
+    "energy_j_per_seq",
+    "peak_power_w",
+    "latency_spread_s_per_seq",
+    "energy_spread_j_per_seq",
+    "clock_offset_s",
+    "clock_uncertainty_s",
+)
+_KEY_COLUMNS = MeasurementKey._fields
+EXPORT_COLUMNS = ("campaign", *_KEY_COLUMNS, *_VALUE_COLUMNS, "data", "created")
+
+
+def default_db_path() -> Path:
+    """The store's path: $EDGETRAN_DB if set, else ~/.local/share/edgetran/edgetran.db."""
+    return Path(os.environ.get(DB_PATH_ENV) or DEFAULT_DB_PATH).expanduser()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise StoreError(f"value is not storable as JSON: {error}") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_record(record: MeasurementRecord) -> None:
+    key = record.key
+    if not isinstance(key, MeasurementKey):
+        raise StoreError(f"measurement key must be a MeasurementKey, got {type(key).__name__}")
+    for name in ("arch_key", "board", "runtime", "device"):
+        if not isinstance(getattr(key, name), str) or not getattr(key, name):
+            raise StoreError(f"measurement key field {name} must be a non-empty string, got {getattr(key, name)!r}")
+    if int(key.batch) < 1 or int(key.repeat) < 0 or int(record.runs) < 1:
+        raise StoreError(f"batch and runs must be >= 1 and repeat >= 0, got batch={key.batch} repeat={key.repeat} runs={record.runs}")
+    for name in _FLOAT_COLUMNS:
+        value = getattr(record, name)
+        if value is None:
+            if name == "latency_s_per_seq":
+                raise StoreError("latency_s_per_seq is required")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise StoreError(f"{name} must be a finite number or None, got {value!r}")
+
+
+class MeasurementStore:
+    """Read and write the bench host's SQLite store (one connection; open one store per thread)."""
+
+    def __init__(self, path: str | Path | None = None, migrations: Mapping[int, Migration] | None = None) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_db_path()
+        self.migrations = dict(migrations or {})
+        self.target_version = max([SCHEMA_VERSION, *self.migrations])
+        self.connection = self._connect()
+        try:
+            self._prepare()
+        except BaseException:
+            self.connection.close()
+            raise
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"store path {path} is a directory; give a file path such as {path / 'edgetran.db'}")
+        parent = path.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(f"store path {path}: {parent} exists and is not a directory") from None
+        except PermissionError:
+            raise StoreError(f"store path {path}: no permission to create {parent}") from None
+        try:
+            connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open store {path}: {error}") from None
+        connection.row_factory = sqlite3.Row
+        try:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            raise StoreError(f"store {path} is not an EdgeTran store (SQLite says: {error})") from None
+        if mode.lower() != "wal":
+            connection.close()
+            raise StoreError(f"store {path}: the file system refused WAL mode (got {mode!r}); use a local disk")
+        return connection
+
+    def _prepare(self) -> None:
+        conn = self.connection
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, _now()))
+                version = SCHEMA_VERSION
+            elif "schema_version" not in tables:
+                raise StoreError(f"store {self.path} is an SQLite file but not an EdgeTran store (tables: {', '.join(sorted(tables))})")
+            else:
+                version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            if version > self.target_version:
+                raise StoreError(f"store {self.path} has schema version {version}, newer than this edgetran's {self.target_version}; upgrade edgetran")
+            for target in range(version + 1, self.target_version + 1):
+                if target not in self.migrations:
+                    raise StoreError(f"store {self.path}: no migration from schema version {target - 1} to {target}")
+                self.migrations[target](conn)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (target, _now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        """The highest schema version applied to this file."""
+        return int(self.connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.connection.close()
+
+    def __enter__(self) -> "MeasurementStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- rigs, artifacts, traces --------------------------------------------------------
+
+    def add_rig(self, name: str, config: Mapping[str, Any]) -> None:
+        """Insert or replace a rig's description."""
+        self.connection.execute(
+            "INSERT INTO rigs VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET config = excluded.config", (name, _dumps(dict(config)), _now())
+        )
+
+    def rig(self, name: str) -> dict | None:
+        """A rig's configuration, or None."""
+        row = self.connection.execute("SELECT config FROM rigs WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def add_artifact(self, sha256_hex: str, format: str, architecture: Mapping[str, Any], sidecar: Mapping[str, Any]) -> None:
+        """Record an exported artifact (its sha256 names it; the same sha256 twice is a no-op)."""
+        if len(sha256_hex) != 64 or any(c not in "0123456789abcdef" for c in sha256_hex):
+            raise StoreError(f"artifact sha256 must be 64 lowercase hex digits, got {sha256_hex!r}")
+        self.connection.execute(
+            "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+            (sha256_hex, format, _dumps(dict(architecture)), _dumps(dict(sidecar)), _now()),
+        )
+
+    def artifact(self, sha256_hex: str) -> dict | None:
+        """An artifact's row (format, architecture, sidecar), or None."""
+        row = self.connection.execute("SELECT * FROM artifacts WHERE sha256 = ?", (sha256_hex,)).fetchone()
+        if row is None:
+            return None
+        return {"sha256": row["sha256"], "format": row["format"], "architecture": json.loads(row["architecture"]), "sidecar": json.loads(row["sidecar"])}
+
+    def add_trace(self, path: str | Path, streams: Iterable[str], start_s: float | None = None, end_s: float | None = None) -> str:
+        """Index a trace file (hashing its bytes); return its sha256."""
+        path = Path(path)
+        try:
+            digest = file_sha256(path)
+        except OSError as error:
+            raise StoreError(f"cannot index trace {path}: {error.strerror or error}") from None
+        self.connection.execute(
+            "INSERT INTO traces VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+            " sha256 = excluded.sha256, streams = excluded.streams, start_s = excluded.start_s, end_s = excluded.end_s",
+            (str(path), digest, _dumps(list(streams)), start_s, end_s, _now()),
+        )
+        return digest
+
+    def trace(self, path: str | Path) -> dict | None:
+        """A trace's index row (sha256, streams, start_s, end_s), or None."""
+        row = self.connection.execute("SELECT * FROM traces WHERE path = ?", (str(path),)).fetchone()
+        if row is None:
+            return None
+        return {"path": row["path"], "sha256": row["sha256"], "streams": json.loads(row["streams"]), "start_s": row["start_s"], "end_s": row["end_s"]}
+
+    # -- campaigns ----------------------------------------------------------------------
+
+    def start_campaign(self, name: str, config: Mapping[str, Any]) -> Campaign:
+        """Create a campaign, or resume it (status 'running') if it exists with the same config."""
+        if not name:
+            raise StoreError("a campaign needs a name")
+        encoded = _dumps(dict(config))
+        conn = self.connection
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT config FROM campaigns WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO campaigns VALUES (?, ?, ?, 'running')", (name, _now(), encoded))
+            elif row[0] != encoded:
+                old, new = json.loads(row[0]), json.loads(encoded)
+                differing = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+                raise StoreError(f"campaign {name!r} exists with another configuration (differs in: {', '.join(differing)})")
+            else:
+                conn.execute("UPDATE campaigns SET status = 'running' WHERE name = ?", (name,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        campaign = self.campaign(name)
+        assert campaign is not None
+        return campaign
+
+    def campaign(self, name: str) -> Campaign | None:
+        """A campaign's row, or None."""
+        row = self.connection.execute("SELECT * FROM campaigns WHERE name = ?", (name,)).fetchone()
+        return Campaign(row["name"], row["created"], json.loads(row["config"]), row["status"]) if row else None
+
+    def set_status(self, name: str, status: str) -> None:
+        """Set a campaign's status (running, finished, failed, abandoned)."""
+        if status not in CAMPAIGN_STATUSES:
+            raise StoreError(f"campaign status must be one of {', '.join(CAMPAIGN_STATUSES)}, got {status!r}")
+        if self.connection.execute("UPDATE campaigns SET status = ? WHERE name = ?", (status, name)).rowcount == 0:
+            raise StoreError(f"no campaign {name!r}")
+
+    # -- measurements -------------------------------------------------------------------
+
+    def add_measurement(self, record: MeasurementRecord) -> bool:
+        """Store a finished measurement; False if the same one was already stored (different values raise)."""
+        _check_record(record)
+        values = [getattr(record, c) for c in _VALUE_COLUMNS]
+        values[_VALUE_COLUMNS.index("emulated")] = int(bool(record.emulated))
+        key = (str(record.key.arch_key), str(record.key.board), str(record.key.runtime), str(record.key.device), int(record.key.batch), int(record.key.repeat))
+        columns = ("campaign", *_KEY_COLUMNS, *_VALUE_COLUMNS, "data", "created")
+        try:
+            cursor = self.connection.execute(
+                f"INSERT INTO measurements ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                " ON CONFLICT (campaign, arch_key, board, runtime, device, batch, repeat) DO NOTHING",
+                (record.campaign, *key, *values, _dumps(record.data), _now()),
+            )
+        except sqlite3.IntegrityError as error:
+            raise StoreError(f"cannot store measurement {tuple(record.key)} of campaign {record.campaign!r}: {error} (start the campaign first)") from None
+        if cursor.rowcount == 1:
+            return True
+        stored = self.measurement(record.campaign, record.key)
+        if stored != _normalised(record):
+            raise DuplicateMeasurement(f"campaign {record.campaign!r} already holds {tuple(record.key)} with other values")
+        return False
+
+    def measurement(self, campaign: str, key: MeasurementKey) -> MeasurementRecord | None:
+        """One stored measurement, or None."""
+        row = self.connection.execute(
+            "SELECT * FROM measurements WHERE campaign = ? AND arch_key = ? AND board = ? AND runtime = ? AND device = ? AND batch = ? AND repeat = ?",
+            (campaign, *key),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def measurements(self, campaign: str) -> list[MeasurementRecord]:
+        """A campaign's measurements in insertion order."""
+        rows = self.connection.execute("SELECT * FROM measurements WHERE campaign = ? ORDER BY id", (campaign,))
+        return [_record(r) for r in rows]
+
+    def pending(self, campaign: str, keys: Iterable[MeasurementKey], skip_failed: bool = False) -> list[MeasurementKey]:
+        """The keys (in the order given) with no stored measurement (nor a failure, with skip_failed)."""
+        done = {
+            tuple(r)
+            for r in self.connection.execute(
+                "SELECT arch_key, board, runtime, device, batch, repeat FROM measurements WHERE campaign = ?", (campaign,)
+            )
+        }
+        if skip_failed:
+            done |= {
+                tuple(r)
+                for r in self.connection.execute("SELECT arch_key, board, runtime, device, batch, repeat FROM failures WHERE campaign = ?", (campaign,))
+            }
+        return [MeasurementKey(*k) for k in keys if tuple(k) not in done]
+
+    def add_failure(self, campaign: str, key: MeasurementKey, reason: str) -> None:
+        """Record that measuring a key failed, and why (one line)."""
+        try:
+            self.connection.execute(
+                "INSERT INTO failures (campaign, arch_key, board, runtime, device, batch, repeat, reason, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (campaign, *key, " ".join(str(reason).split()), _now()),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreError(f"cannot record a failure for campaign {campaign!r}: no such campaign") from None
+
+    def failures(self, campaign: str) -> list[Failure]:
+        """A campaign's failures in order."""
+        rows = self.connection.execute("SELECT * FROM failures WHERE campaign = ? ORDER BY id", (campaign,))
+        return [Failure(r["campaign"], MeasurementKey(*(r[k] for k in _KEY_COLUMNS)), r["reason"], r["created"]) for r in rows]
+
+    # -- export -------------------------------------------------------------------------
+
+    def export(self, campaign: str, path: str | Path, format: str | None = None) -> Path:
+        """Write a campaign's measurements to CSV or JSON (by suffix unless given), atomically."""
+        path = Path(path).expanduser()
+        format = (format or path.suffix.lstrip(".")).lower()
+        if format not in ("csv", "json"):
+            raise StoreError(f"export format must be csv or json, got {format or 'none'!r} (from {path.name})")
+        info = self.campaign(campaign)
+        if info is None:
+            raise StoreError(f"no campaign {campaign!r} in {self.path}")
+        if path.is_dir():
+            raise StoreError(f"export path {path} is a directory")
+        if not path.parent.is_dir():
+            raise StoreError(f"export path {path}: directory {path.parent} does not exist")
+        rows = [dict(r) for r in self.connection.execute("SELECT * FROM measurements WHERE campaign = ? ORDER BY id", (campaign,))]
+        if format == "json":
+            document = {
+                "campaign": asdict(info),
+                "measurements": [{**{c: r[c] for c in EXPORT_COLUMNS if c != "data"}, "emulated": bool(r["emulated"]), "data": json.loads(r["data"])} for r in rows],
+                "failures": [{**f.key._asdict(), "reason": f.reason, "created": f.created} for f in self.failures(campaign)],
+            }
+            _atomic_write(path, lambda handle: json.dump(document, handle, indent=1, allow_nan=False))
+        else:
+            def write_csv(handle: Any) -> None:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(EXPORT_COLUMNS)
+                for r in rows:
+                    writer.writerow(["" if r[c] is None else repr(r[c]) if isinstance(r[c], float) else r[c] for c in EXPORT_COLUMNS])
+
+            _atomic_write(path, write_csv)
+        return path
+
+
+def _normalised(record: MeasurementRecord) -> MeasurementRecord:
+    """A record as it reads back (JSON data, plain key types) for comparison."""
+    key = MeasurementKey(*(str(v) for v in record.key[:4]), int(record.key.batch), int(record.key.repeat))
+    floats = {c: (None if getattr(record, c) is None else float(getattr(record, c))) for c in _FLOAT_COLUMNS}
+    return MeasurementRecord(
+        **{**{f.name: getattr(record, f.name) for f in fields(record)}, **floats, "key": key, "runs": int(record.runs),
+           "emulated": bool(record.emulated), "data": json.loads(_dumps(record.data))}
+    )
+
+
+def _record(row: sqlite3.Row) -> MeasurementRecord:
+    values = {c: row[c] for c in _VALUE_COLUMNS}
+    values["emulated"] = bool(values["emulated"])
+    return MeasurementRecord(campaign=row["campaign"], key=MeasurementKey(*(row[k] for k in _KEY_COLUMNS)), data=json.loads(row["data"]), **values)
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write through a temporary file in the target's directory, fsync, then os.replace."""
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise StoreError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
