@@ -46,17 +46,16 @@ ZONE_DIR = re.compile(r"^intel-rapl:(\d+)(?::(\d+))?$")  # MSR zones only, not i
 UPDATE_INTERVAL_S = 0.001  # RAPL energy status update period, s (about 1 ms)
 ENERGY_RESOLUTION_J = 1e-6  # energy_uj is in uJ
 UJ_PER_J = 1_000_000
-RAPL_GROUP = "power"  # the group the udev rule below gives read access to energy_uj
-UDEV_RULE = (
-    'SUBSYSTEM=="powercap", ACTION=="add", '
+RAPL_GROUP = "edgetran"  # the bench group that the project's udev rules give read access to energy_uj
+UDEV_RULE = (  # as shipped in udev/rules/60-edgetran-power.rules (a test keeps the two equal)
+    'SUBSYSTEM=="powercap", ACTION=="add|change", TEST=="energy_uj", '
     f'RUN+="/bin/chgrp {RAPL_GROUP} /sys%p/energy_uj", RUN+="/bin/chmod g+r /sys%p/energy_uj"'
 )
 PERMISSION_HINT = (
-    "energy_uj is readable by root only since Linux 5.10 (CVE-2020-8694). Run as root, or install the udev rule\n"
+    "energy_uj is readable by root only since Linux 5.10 (CVE-2020-8694). Run as root, or install the project's "
+    "udev rules (`sudo edgetran udev install`), whose powercap rule is\n"
     f"  {UDEV_RULE}\n"
-    f"as /etc/udev/rules.d/99-edgetran-rapl.rules, add the bench user to group '{RAPL_GROUP}' "
-    f"(groupadd -r {RAPL_GROUP}; usermod -aG {RAPL_GROUP} $USER), then run "
-    "'udevadm trigger --subsystem-match=powercap --action=add' and log in again."
+    f"add the bench user to group '{RAPL_GROUP}' (usermod -aG {RAPL_GROUP} $USER) and log in again."
 )
 
 
