@@ -22,6 +22,8 @@ def test_wheel_ships_package_data(tmp_path: Path):
     (wheel,) = tmp_path.glob("edgetran-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "codesign/data/design_space.toml" in names
+    assert "firmware_host/data/boards.toml" in names  # the virtual rig's board power models
+    assert {f"udev/rules/60-edgetran-{kind}.rules" for kind in ("i2c", "npu", "power")} <= names
     packaged = [p.relative_to(published_root()).as_posix() for p in published_root().rglob("*") if p.is_file()]
     assert len(packaged) == 18  # 7 devices x 2 files, GLUE, the YAML, 2 licences
     for relative in packaged:
