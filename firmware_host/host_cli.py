@@ -110,12 +110,14 @@ def profile_command(
     batch: Optional[int] = typer.Option(None, "--batch", help="Batch size (default: the board's).", min=1),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (default: the board's).", min=1),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Also save the measurement as JSON lines in this file."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Also save the measurement in this SQLite store (campaign 'profiles')."),
     as_json: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
     """Measure latency, energy per sequence and peak power of a model on a rig board."""
     from firmware_host.profile import ProfileOptions, run_profile
 
+    if store is not None and not store.parent.is_dir():
+        raise typer.BadParameter(f"--store {store}: directory {store.parent} does not exist")
     inventory = _rig(rig)
     options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, batch=batch, seq_len=seq_len, runtime=runtime, seed=seed)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=as_json, transient=True) as progress:
@@ -130,8 +132,10 @@ def profile_command(
         with input_errors():
             measurement = run_profile(file, inventory, board, options, on_repeat=on_repeat, on_phase=on_phase)
     if store is not None:
-        with open(store, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(measurement) + "\n")
+        from firmware_host.profile import store_measurement
+
+        with input_errors():
+            measurement["store"] = {"path": str(store), "repeat": store_measurement(store, measurement)}
     if as_json:
         typer.echo(json.dumps(measurement, indent=2))
         return

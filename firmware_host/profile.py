@@ -5,7 +5,9 @@ a marked timed block of runs) while the sensor daemon samples the board's supply
 the runner's markers are mapped onto the sensor clock with the measured clock offset,
 and the trace gives
 
-* the idle baseline: mean power over [idle_begin, idle_end];
+* the idle baseline: mean power over the second half of [idle_begin, idle_end] (a
+  board's power settles for a while after the warm-up's last run: DVFS ramps down,
+  and the virtual rig's activity estimate lags by one poll);
 * energy J/seq = (energy of [block_begin, block_end] - baseline x block duration) /
   (batch x runs), by trapezoidal integration of the sensor's samples;
 * peak power W: the largest sample in the block (absolute, baseline included).
@@ -181,7 +183,7 @@ def profile_on_daemon(
         baseline_w = 0.0
         if options.idle_s > 0:
             i0, i1 = _window_of(report, "idle_begin", "idle_end", clock_offset_s)
-            baseline_w = daemon.window(i0, i1, sensor_name)["mean_power_w"]
+            baseline_w = daemon.window((i0 + i1) / 2, i1, sensor_name)["mean_power_w"]
         sequences = batch * report.runs
         energy = (block["energy_j"] - baseline_w * (b1 - b0)) / sequences
         if energy <= 0:
@@ -283,3 +285,48 @@ def run_profile(
     measurement["rig"] = rig.source
     measurement["sampler"] = {"on_time_fraction": daemon.stats.on_time_fraction, "scheduling": daemon.scheduling, "errors": daemon.stats.errors}
     return measurement
+
+
+PROFILE_CAMPAIGN = "profiles"  # ad-hoc `edgetran profile` runs; every run is stored as a new repeat of its key
+
+
+def store_measurement(db: str | Path, measurement: dict) -> int:
+    """Save a profile measurement in the SQLite store (campaign 'profiles'); return its repeat index."""
+    from firmware_host.store import MeasurementKey, MeasurementRecord, MeasurementStore
+
+    with MeasurementStore(db) as store:
+        store.start_campaign(PROFILE_CAMPAIGN, {"kind": "ad-hoc profiles"})
+        sidecar = json.loads(Path(measurement["artifact"]).read_text())
+        store.add_artifact(measurement["artifact_sha256"], measurement["artifact_format"], sidecar.get("architecture", {}), sidecar)
+        store.add_trace(measurement["trace"], [measurement["sensor"]["name"]])
+        base = (measurement["artifact_sha256"], measurement["board"], measurement["runtime"], measurement["device"], measurement["batch"])
+        repeat = sum(1 for r in store.measurements(PROFILE_CAMPAIGN) if tuple(r.key)[:5] == base)
+        energy = measurement["energy_j_per_seq"]
+        record = MeasurementRecord(
+            campaign=PROFILE_CAMPAIGN,
+            key=MeasurementKey(*base, repeat),
+            runs=measurement["runs"],
+            latency_s_per_seq=measurement["latency_s_per_seq"],
+            energy_j_per_seq=energy if math.isfinite(energy) else None,
+            peak_power_w=measurement["peak_power_w"],
+            sensor=measurement["sensor"]["name"],
+            trace_path=measurement["trace"],
+            clock_offset_s=measurement["clock_offset_s"],
+            clock_uncertainty_s=measurement["clock_offset_uncertainty_s"],
+            emulated=measurement["emulated"],
+            artifact_sha256=measurement["artifact_sha256"],
+            data=_finite_or_none(measurement),
+        )
+        store.add_measurement(record)
+        return repeat
+
+
+def _finite_or_none(value: Any) -> Any:
+    """The measurement with NaN/inf replaced by None (the store keeps strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value

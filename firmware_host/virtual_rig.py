@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -154,4 +154,9 @@ def virtual_board_sensor(model: BoardModel, rate_hz: float, name: str, address: 
         kind="virtual-board-ina219",
     )
     sensor.activity = activity  # type: ignore[attr-defined]
+    # The supply follows the activity estimate, which changes once per poll: that, not the
+    # INA219's conversion time, is this sensor's true update interval (and so sets the
+    # shortest measurement window the host accepts).
+    sensor._info = replace(sensor.info, update_interval_s=max(sensor.info.update_interval_s, activity.poll_s),
+                           details={**sensor.info.details, "board_model": model.name, "activity_poll_s": activity.poll_s})
     return sensor

@@ -61,11 +61,20 @@ def test_profile_cli_json_and_bad_input(capsys, tmp_path, monkeypatch):
         f'[host]\ntraces = "{tmp_path}/traces"\n[[boards]]\nname = "vpi"\nhost = "virtual"\nseq_len = 16\n'
         '[[sensors]]\nname = "s"\nkind = "virtual-board"\nmeasures = "vpi"\n'
     )
-    code = main(["profile", str(BERT_TINY), "--rig", str(rig_file), "--repeats", "1", "--runs", "10", "--idle-s", "0.2", "--json"])
-    out = capsys.readouterr().out
-    assert code == 0
+    db = tmp_path / "bench.db"
+    for _ in range(2):
+        code = main(["profile", str(BERT_TINY), "--rig", str(rig_file), "--repeats", "1", "--runs", "10", "--idle-s", "0.2", "--store", str(db), "--json"])
+        out = capsys.readouterr().out
+        assert code == 0
     measurement = json.loads(out)
     assert measurement["emulated"] and "clock_offset_uncertainty_s" in measurement
+    assert measurement["store"]["repeat"] == 1  # the second run is a new repeat of the same key
+    from firmware_host.store import MeasurementStore
+
+    with MeasurementStore(db) as store:
+        rows = store.measurements("profiles")
+    assert [r.key.repeat for r in rows] == [0, 1]
+    assert rows[1].latency_s_per_seq == measurement["latency_s_per_seq"] and rows[1].emulated
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"l": 2, "o": [["sa_sdp_64"]], "h": [128, 128], "f": [[512], [512]]}))
     code = main(["profile", str(bad), "--rig", str(rig_file)])
