@@ -97,7 +97,7 @@ def run_command(
     initial: int = typer.Option(16, "--initial", help="LHS samples of the initial batch.", min=2),
     budget: Optional[int] = typer.Option(None, "--budget", help="Most evaluations in all (default: the whole pool).", min=2),
     folds: int = typer.Option(5, "--folds", help="K of the K-fold validation.", min=2),
-    patience: int = typer.Option(1, "--patience", help="Consecutive fits below the threshold needed to stop.", min=1),
+    patience: int = typer.Option(5, "--patience", help="Consecutive fits below the threshold needed to stop (paper text: 1).", min=1),
     store: Optional[Path] = typer.Option(None, "--store", help="SQLite campaign file: created, or resumed if it exists."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the final surrogates to this JSON file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (no progress bar)."),

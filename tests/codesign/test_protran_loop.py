@@ -9,7 +9,7 @@ import pytest
 
 from codesign.protran.evaluators import NotInPoolError, PublishedPoolEvaluator, RigUnavailableError, parse_device_spec
 from codesign.protran.features import WorkloadContext, total_workload
-from codesign.protran.loop import LoopConfig, LoopError, initial_selection, run_campaign, sample_folds
+from codesign.protran.loop import LoopConfig, LoopError, consecutive_below, initial_selection, run_campaign, sample_folds
 from codesign.protran.measures import PerformanceMeasurement
 from codesign.protran.surrogates import make_surrogate
 from codesign.protran.surrogates.base import Surrogate
@@ -53,13 +53,23 @@ def pool():
 
 def test_linear_answers_converge_on_the_initial_batch(pool):
     evaluator = FakeEvaluator()
-    config = LoopConfig(regressor="gpr", threshold=0.005, initial=8, seed=0)
+    config = LoopConfig(regressor="gpr", threshold=0.005, initial=8, seed=0, patience=1)
     result = run_campaign(evaluator, pool, config, truth=evaluator.truth)
     assert result.converged and result.stop_reason == "converged"
     assert result.samples == 8 and len(evaluator.calls) == 8
     assert all(v < 2e-3 for v in result.val_mse.values())
     assert result.unqueried["count"] == POOL_SIZE - 8
     assert all(share >= 0.8 for share in result.unqueried["within_10pct"].values())
+
+
+def test_patience_counts_consecutive_fits_below_the_threshold(pool):
+    evaluator = FakeEvaluator()
+    result = run_campaign(evaluator, pool, LoopConfig(regressor="gpr", initial=8, seed=0, patience=3))
+    assert result.converged and result.samples == 10 and len(evaluator.calls) == 10
+    assert [r["below_threshold"] for r in result.history] == [True, True, True]
+    below = [{"below_threshold": b} for b in (True, True, False, True, True)]
+    assert consecutive_below(below) == 2
+    assert consecutive_below(below[:2]) == 2 and consecutive_below(below[:3]) == 0 and consecutive_below([]) == 0
 
 
 def test_every_measure_must_be_below_the_threshold(pool):
