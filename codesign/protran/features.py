@@ -27,8 +27,9 @@ Counting rules (stated, since runtimes differ):
   projections; embeddings of a 30,522-token vocabulary with 512 positions).
 * Bytes moved: fp32 (4 bytes) reads of every operation's inputs and writes of its
   outputs per sequence, plus its weights read once per batch (so weight traffic per
-  sequence is divided by the batch size). This is a roofline-style traffic count, not
-  a cache simulation.
+  sequence is divided by the batch size); embedding lookups read the rows of the tokens
+  used, not the whole table. This is a roofline-style traffic count, not a cache
+  simulation.
 
 Units in the feature vector: GFLOP, millions of parameters, MB (10^6 bytes), per
 sequence. Surrogates standardise their inputs, so the units only keep numbers readable.
@@ -104,8 +105,9 @@ def _linear(tokens: int, inputs: int, outputs: int, batch: int) -> _Cost:
     return _Cost(2.0 * tokens * inputs * outputs + tokens * outputs, params, BYTES_PER_VALUE * traffic)
 
 
-def _elementwise(elements: int, flops_per_element: float, params: int = 0) -> _Cost:
-    return _Cost(flops_per_element * elements, params, BYTES_PER_VALUE * 2 * elements)
+def _elementwise(elements: int, flops_per_element: float, params: int = 0, batch: int = 1) -> _Cost:
+    """Read and write every element once; parameters (LayerNorm scale and shift) read once per batch."""
+    return _Cost(flops_per_element * elements, params, BYTES_PER_VALUE * (2 * elements + params / batch))
 
 
 def _matmul(rows: int, inner: int, cols: int) -> _Cost:
@@ -158,8 +160,8 @@ def layer_costs(arch: Architecture, j: int, context: WorkloadContext) -> dict[st
     concat = sum(head.dim for head in arch.heads[j])
     dense = costs["dense_other"]
     dense.add(_linear(n, concat, hidden, b))
-    dense.add(_elementwise(n * hidden, LAYER_NORM_FLOPS_PER_ELEMENT, 2 * hidden))
-    dense.add(_elementwise(n * hidden, LAYER_NORM_FLOPS_PER_ELEMENT, 2 * hidden))
+    dense.add(_elementwise(n * hidden, LAYER_NORM_FLOPS_PER_ELEMENT, 2 * hidden, b))
+    dense.add(_elementwise(n * hidden, LAYER_NORM_FLOPS_PER_ELEMENT, 2 * hidden, b))
     following = arch.hidden[j + 1] if j + 1 < arch.layers else hidden
     if following != hidden:
         dense.add(_linear(n, hidden, following, b))

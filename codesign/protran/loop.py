@@ -154,7 +154,8 @@ class CampaignResult:
             "normalisation_maxima": self.maxima,
             "resumed": self.resumed,
             "queried": self.queried,
-            "history": self.history,
+            # The GP's stored optimiser starting points are loop state, not results.
+            "history": [{k: v for k, v in record.items() if k != "warm_start"} for record in self.history],
         }
 
 
