@@ -41,8 +41,10 @@ PAPER_TRAIN_RECORDS = 11  # "the first 11 models" (file order, scored or not)
 RANDOM_SPLITS = 200  # repeated random train/test splits of the scored models
 GROUP_SIZE = 3  # best-of-k groups (Sec. IV-A3)
 GLUE_CONTEXT = WorkloadContext(sequence_length=128, batch_size=1)  # workload features for the accuracy surrogate
-DEFAULT_GLUE_REGRESSOR = "lr"
-DEFAULT_GLUE_FEATURES = "embedding"
+# GBDT on workload features ranked best over 200 random 9/4 splits (best of 3: 0.57 against 0.33 for random
+# guessing; nDCG 0.90 against 0.82), as GBDT did in the paper; no regressor beat the training mean in MSE.
+DEFAULT_GLUE_REGRESSOR = "gbdt"
+DEFAULT_GLUE_FEATURES = "workload"
 
 
 @dataclass(frozen=True)

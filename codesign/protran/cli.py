@@ -327,6 +327,9 @@ def report_command(
     features: str = typer.Option("workload", "--features", help="Feature set."),
     curve_regressors: str = typer.Option(ALL_REGRESSORS, "--curve-regressors", help="Regressors of Fig. 7."),
     budget: int = typer.Option(32, "--budget", help="Samples of each learning curve.", min=2),
+    curve_devices: str = typer.Option("first", "--curve-devices", help="Devices with a Fig. 7: first, all, or a list."),
+    glue_regressor: str = typer.Option("gbdt", "--glue-regressor", help="Regressor of the GLUE-score surrogate."),
+    glue_splits: int = typer.Option(100, "--glue-splits", help="Random 9/4 splits for the GLUE metrics.", min=1),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     threshold: float = typer.Option(0.005, "--threshold", help="Threshold of Fig. 7.", min=0.0),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -337,7 +340,16 @@ def report_command(
     from codesign.protran.surrogates import REGRESSORS, parse_regressors
 
     names = _devices(device)
+    if curve_devices == "first":
+        curve_names = names[:1]
+    elif curve_devices == "all":
+        curve_names = names
+    else:
+        curve_names = _devices(curve_devices)
+        if not set(curve_names) <= set(names):
+            raise typer.BadParameter(f"--curve-devices {curve_devices!r}: every curve device must be one of --device")
     _check_choice(regressor, tuple(REGRESSORS), "regressor")
+    _check_choice(glue_regressor, tuple(REGRESSORS), "regressor")
     _check_choice(features, FEATURE_SETS, "feature set")
     if not out.parent.is_dir():
         raise typer.BadParameter(f"{out}: directory {out.parent} does not exist")
@@ -347,7 +359,10 @@ def report_command(
         chosen = parse_regressors(curve_regressors)
         out.mkdir(exist_ok=True)
         say = (lambda message: None) if as_json else (lambda message: typer.echo(f"report: {message}", err=True))
-        summary = build_report(names, out, regressor, features, chosen, budget, seed, threshold or 1e-12, progress=say)
+        summary = build_report(
+            names, out, regressor, features, chosen, budget, curve_names, seed, threshold or 1e-12,
+            glue_regressor=glue_regressor, glue_splits=glue_splits, progress=say,
+        )
     if as_json:
         emit_json(json.loads(json.dumps(summary, default=float)))
         return

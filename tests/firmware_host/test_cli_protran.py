@@ -91,7 +91,7 @@ def test_report_writes_figures_and_summary(capsys, tmp_path):
     out_dir = tmp_path / "report"
     code, out, err = run_cli(
         capsys, "protran", "report", "--device", SMALL_DEVICE, "--out", str(out_dir),
-        "--regressor", "lr", "--curve-regressors", "lr,dt", "--budget", "17",
+        "--regressor", "lr", "--curve-regressors", "lr,dt", "--budget", "17", "--glue-regressor", "lr", "--glue-splits", "3",
     )
     assert code == 0, err
     names = sorted(p.name for p in out_dir.iterdir())
