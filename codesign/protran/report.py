@@ -20,7 +20,8 @@ Across devices:
 
 * ``fig14_pareto.png``: Pareto frontiers of predicted GLUE score against each predicted
   measure, one frontier per device, over the union of the published architectures and
-  ``PARETO_SAMPLES`` LHS architectures (Fig. 14). The GLUE predictions come from a
+  ``PARETO_SAMPLES`` LHS architectures (Fig. 14), keeping only candidates whose predicted
+  measure is positive by more than one standard deviation (``TRUSTED_PREDICTION``). The GLUE predictions come from a
   surrogate fitted on 13 scored models (:mod:`codesign.protran.accuracy`), so the
   vertical axis is coarse; the summary says how coarse;
 * ``summary.md``: the settings, held-out error and calibration per device, the
@@ -52,7 +53,12 @@ CONTOUR_SAMPLES = 2048  # LHS architectures predicted for the depth/width contou
 PARETO_SAMPLES = 1024  # LHS architectures added to the published ones for the Pareto frontiers
 FIGURE_DPI = 110
 WITHIN_BAND = 0.10  # +-10% band of Fig. 8
+LOG_AXES_ABOVE_RATIO = 10.0  # Fig. 8 uses log axes when the values span more than this ratio
 REPORT_GLUE_SPLITS = 100  # random 9/4 splits of the GLUE metrics in a report
+# A candidate enters a Pareto frontier only where its predicted measure is positive by more than one predictive
+# standard deviation (mean - std > 0). Far outside a small pool (the Jetson GPU has 18 architectures) the GP's
+# linear part extrapolates to latencies below zero; such points would sit at the far left of every frontier.
+TRUSTED_PREDICTION = "mean - std > 0"
 
 
 def _pyplot():
@@ -116,13 +122,13 @@ def predict_measures(models: dict, maxima: np.ndarray, archs: Sequence[Architect
 def plot_learning_curves(curves: dict, device: str, threshold: float, path: Path) -> None:
     """Fig. 7: validation and never-queried MSE against samples, per regressor and measure."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
     colours = plt.get_cmap("tab10")
     for i, measure in enumerate(MEASURES):
         ax = axes[i]
         for k, (name, curve) in enumerate(curves.items()):
             samples = [p["samples"] for p in curve["points"]]
-            ax.plot(samples, [p["val_mse"][measure] for p in curve["points"]], color=colours(k), label=f"{name} validation")
+            ax.plot(samples, [p["val_mse"][measure] for p in curve["points"]], color=colours(k), label=name)
             held = [(p["samples"], p["never_queried_mse"][measure]) for p in curve["points"] if p["never_queried_mse"]]
             if held:
                 ax.plot(*zip(*held), color=colours(k), linestyle=":", linewidth=1)
@@ -132,7 +138,8 @@ def plot_learning_curves(curves: dict, device: str, threshold: float, path: Path
         ax.set_ylabel(f"MSE of normalised {MEASURE_SHORT[measure]}")
         ax.set_title(MEASURE_SHORT[measure])
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7, loc="upper right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9)
     fig.suptitle(f"{device}: validation MSE (solid, 5-fold on the queried set) and never-queried MSE (dotted)")
     _save(fig, path)
 
@@ -140,18 +147,25 @@ def plot_learning_curves(curves: dict, device: str, threshold: float, path: Path
 def plot_predicted_vs_measured(oof: dict, device: str, regressor: str, path: Path) -> None:
     """Fig. 8: out-of-fold predictions with +-1 sigma bars against measurements."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
     for i, measure in enumerate(MEASURES):
         ax = axes[i]
         y, mean, std = oof["measured"][:, i], oof["mean"][:, i], oof["std"][:, i]
         low, high = min(y.min(), (mean - std).min()), max(y.max(), (mean + std).max())
         low = max(low, y.min() * 0.3)
-        line = np.geomspace(low, high, 50)
+        logarithmic = high / low > LOG_AXES_ABOVE_RATIO
+        line = np.geomspace(low, high, 50) if logarithmic else np.linspace(low, high, 50)
         ax.fill_between(line, line * (1 - WITHIN_BAND), line * (1 + WITHIN_BAND), color="green", alpha=0.15, label="+-10%")
         ax.plot(line, line, color="black", linewidth=1)
         ax.errorbar(y, mean, yerr=std, fmt="o", markersize=3, elinewidth=0.8, alpha=0.8, label="prediction +- 1 sigma")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        if logarithmic:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):  # a narrow log range gets crowded minor labels otherwise
+                axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+                axis.set_minor_formatter(NullFormatter())
         ax.set_xlim(low, high)
         ax.set_ylim(low, high)
         inside = float(np.mean(np.abs(y - mean) <= std))
@@ -182,7 +196,9 @@ def plot_contours(
     measured = np.array([evaluator.truth(a).values() for a in evaluator.pool])
     pw = np.array([median_hidden(a) for a in evaluator.pool])
     pd = np.array([a.layers for a in evaluator.pool], dtype=float)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    from matplotlib.ticker import FuncFormatter
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), layout="constrained")
     for i, measure in enumerate(MEASURES):
         ax = axes[i]
         values = np.concatenate([cell_mean[:, i], measured[:, i]])
@@ -191,7 +207,9 @@ def plot_contours(
         levels = np.geomspace(positive.min(), positive.max(), 14)
         contour = ax.tricontourf(cw, cd, np.maximum(cell_mean[:, i], positive.min()), levels=levels, norm=norm, cmap="viridis")
         ax.scatter(pw, pd, c=measured[:, i], norm=norm, cmap="viridis", edgecolors="white", linewidths=0.6, s=28)
-        fig.colorbar(contour, ax=ax, label=MEASURE_LABELS[measure])
+        bar = fig.colorbar(contour, ax=ax, label=MEASURE_LABELS[measure], ticks=levels[::3])
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+        bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
         ax.set_xlabel("median hidden size")
         ax.set_ylabel("encoder layers")
         ax.set_title(MEASURE_SHORT[measure])
@@ -217,7 +235,7 @@ def pareto_front(cost: np.ndarray, gain: np.ndarray) -> np.ndarray:
 def plot_pareto(frontiers: dict, path: Path, glue_note: str) -> None:
     """Fig. 14: predicted GLUE against each predicted measure, one frontier per device."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), layout="constrained")
     colours = plt.get_cmap("tab10")
     for i, measure in enumerate(MEASURES):
         ax = axes[i]
@@ -229,7 +247,8 @@ def plot_pareto(frontiers: dict, path: Path, glue_note: str) -> None:
         ax.set_ylabel("predicted GLUE score")
         ax.set_title(MEASURE_SHORT[measure])
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9)
     fig.suptitle(f"Pareto frontiers (predicted). {glue_note}", fontsize=10)
     _save(fig, path)
 
@@ -303,13 +322,16 @@ def build_report(
         plot_contours(evaluator, models, maxima, features, seed, path)
         summary["files"].append(path.name)
         candidates = list(evaluator.pool) + lhs
-        mean, _ = predict_measures(models, maxima, candidates, evaluator, features)
+        mean, std = predict_measures(models, maxima, candidates, evaluator, features)
         glue_mean, _ = glue_model.predict(candidates)
         frontiers[name] = {}
         for i, measure in enumerate(MEASURES):
-            cost = np.maximum(mean[:, i], 1e-12)
-            front = pareto_front(cost, glue_mean)
-            frontiers[name][measure] = {"cost": cost[front], "glue": glue_mean[front]}
+            trusted = np.flatnonzero(mean[:, i] - std[:, i] > 0)  # see TRUSTED_PREDICTION
+            front = trusted[pareto_front(mean[trusted, i], glue_mean[trusted])]
+            frontiers[name][measure] = {
+                "cost": mean[front, i], "glue": glue_mean[front], "excluded": int(len(candidates) - len(trusted)),
+                "candidates": len(candidates),
+            }
         entry["table_vi_measured"] = measured_best(evaluator)
         summary["devices"][name] = entry
     glue = summary["glue"]
@@ -321,7 +343,16 @@ def build_report(
     plot_pareto(frontiers, path, note)
     summary["files"].append(path.name)
     summary["pareto"] = {
-        d: {m: {"points": int(len(v["cost"])), "glue_range": [float(v["glue"].min()), float(v["glue"].max())]} for m, v in f.items()}
+        d: {
+            m: {
+                "points": int(len(v["cost"])),
+                "candidates": v["candidates"],
+                "excluded_untrusted": v["excluded"],
+                "glue_range": [float(v["glue"].min()), float(v["glue"].max())],
+                "cost_range": [float(v["cost"].min()), float(v["cost"].max())],
+            }
+            for m, v in f.items()
+        }
         for d, f in frontiers.items()
     }
     _write_text(out / "summary.md", summary_markdown(summary))
@@ -386,6 +417,19 @@ def summary_markdown(summary: dict) -> str:
             b = entry["table_vi_measured"][measure]
             cells.append(f"{b['latency_ms']:.4g} / {b['energy_j']:.4g} / {b['peak_power_w']:.4g}")
         lines.append(f"| {device} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"## Pareto frontiers (Fig. 14): candidates kept where {TRUSTED_PREDICTION} of the predicted measure",
+        "",
+        "| device | measure | frontier points | candidates excluded | predicted measure range |",
+        "|---|---|---:|---:|---|",
+    ]
+    for device, per_measure in summary.get("pareto", {}).items():
+        for measure, p in per_measure.items():
+            lines.append(
+                f"| {device} | {MEASURE_SHORT[measure]} | {p['points']} | {p['excluded_untrusted']} of {p['candidates']} | "
+                f"{p['cost_range'][0]:.4g} to {p['cost_range'][1]:.4g} |"
+            )
     glue = summary["glue"]
     paper, rand, loo = glue["paper_split"], glue["random_splits"], glue["leave_one_out"]
     lines += [
