@@ -7,9 +7,7 @@ them as one line and exits with code 2.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -67,17 +65,12 @@ def read_json_input(source: str) -> Any:
 
 def write_text_atomically(path: Path, text: str) -> None:
     """Write a file through a temporary sibling and a rename: never a partial file."""
+    from codesign.atomic_io import write_text_atomically as write
+
     path = Path(path)
     if not path.parent.is_dir():
         raise typer.BadParameter(f"{path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write(path, text)
 
 
 def emit_json(data: Any) -> None:

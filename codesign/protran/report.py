@@ -39,6 +39,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from codesign.atomic_io import write_text_atomically
 from codesign.architecture import Architecture
 from codesign.protran.accuracy import DEFAULT_GLUE_FEATURES, DEFAULT_GLUE_REGRESSOR, GlueSurrogate, evaluate_glue_surrogate
 from codesign.protran.comparison import holdout_evaluation, learning_curve, out_of_fold_predictions
@@ -85,14 +86,7 @@ def _save(fig, path: Path) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, text)
 
 
 def fit_device_surrogates(evaluator: PublishedPoolEvaluator, regressor: str, features: str, seed: int = 0) -> tuple[dict, np.ndarray]:

@@ -8,11 +8,10 @@ parses JSON and never unpickles or evaluates anything.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from codesign.atomic_io import write_text_atomically
 from codesign.protran.surrogates.base import Surrogate, SurrogateError
 from codesign.protran.surrogates.fold_ensembles import (
     BoostedTreesSurrogate,
@@ -98,14 +97,7 @@ def save_surrogates(path: str | Path, surrogates: Mapping[str, Surrogate], meta:
         "surrogates": {measure: model.state() for measure, model in surrogates.items()},
     }
     text = json.dumps(document, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, text)
 
 
 def load_surrogates(path: str | Path) -> tuple[dict[str, Surrogate], dict]:
