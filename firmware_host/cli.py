@@ -17,7 +17,9 @@ from codesign.cli import published_app, space_app
 from codesign.model_cli import model_app
 from codesign.protran.cli import protran_app
 from device_runners.cli import cpufreq_app, run_command
+from firmware_host.campaign_cli import campaign_app, store_app
 from firmware_host.host_cli import profile_command, rig_app
+from firmware_host.rig_evaluator import rig_device_kind
 from sensors.cli import sensor_app, trace_app
 from udev.cli import udev_app
 
@@ -43,6 +45,8 @@ app.add_typer(udev_app, name="udev")
 app.command("run")(run_command)
 app.command("profile")(profile_command)
 app.add_typer(rig_app, name="rig")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(store_app, name="store")
 
 
 def error_line(error: Exception) -> str:
@@ -59,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = command.main(args=args, prog_name="edgetran", standalone_mode=False)
+        with rig_device_kind():  # `--device rig:<board>` (ProTran) measures on the rig while the command runs
+            result = command.main(args=args, prog_name="edgetran", standalone_mode=False)
     except CLICK_EXCEPTION as error:
         if type(error).__name__ == "NoArgsIsHelpError":
             # typer's rich help prints itself while the error is built; plain click's does not.

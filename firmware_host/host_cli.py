@@ -61,7 +61,7 @@ def show(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (defau
 def check(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Reach every local board's runtime and every local sensor; report what is missing."""
     from device_runners.runtimes import runtime_devices
-    from firmware_host.profile import _open_sensor
+    from firmware_host.board_daemon import open_sensor as _open_sensor
 
     inventory = _rig(rig)
     runtimes = runtime_devices()
@@ -111,6 +111,7 @@ def profile_command(
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (default: the board's).", min=1),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
     store: Optional[Path] = typer.Option(None, "--store", help="Also save the measurement in this SQLite store (campaign 'profiles')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler tcp://HOST:PORT for remote boards (default: the rig's; 'in-process')."),
     as_json: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
     """Measure latency, energy per sequence and peak power of a model on a rig board."""
@@ -129,8 +130,14 @@ def profile_command(
         def on_repeat(index: int, row: dict) -> None:
             progress.update(task, advance=1, description=f"repeat {index + 1}/{repeats}: {row['latency_s_per_seq'] * 1e3:.2f} ms/seq")
 
+        from firmware_host.dispatch import make_dispatch
+
         with input_errors():
-            measurement = run_profile(file, inventory, board, options, on_repeat=on_repeat, on_phase=on_phase)
+            dispatch = make_dispatch(scheduler if scheduler is not None else inventory.scheduler)
+            try:
+                measurement = run_profile(file, inventory, board, options, on_repeat=on_repeat, on_phase=on_phase, dispatch=dispatch)
+            finally:
+                dispatch.close()
     if store is not None:
         from firmware_host.profile import store_measurement
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -92,7 +93,15 @@ def resolve_artifact(file: str | Path, runtime: str, seq_len: int, batch: int, s
     arch = default_space().validate(model) if _in_space(model) else _structural(model)
     fmt = FORMAT_OF_RUNTIME[runtime]
     key = hashlib.sha256(json.dumps({"arch": arch.to_dict(), "fmt": fmt, "seq": seq_len, "batch": batch, "seed": seed}, sort_keys=True).encode()).hexdigest()
-    folder = folder or artifacts_dir()
+    with _EXPORT_LOCK:  # torch.export is not thread-safe; campaign lanes export one at a time
+        return _export_cached(arch, fmt, seq_len, batch, seed, key, folder or artifacts_dir())
+
+
+_EXPORT_LOCK = threading.Lock()
+
+
+def _export_cached(arch: Any, fmt: str, seq_len: int, batch: int, seed: int, key: str, folder: Path) -> Path:
+    """The cached export of ``key``, or a new one."""
     folder.mkdir(parents=True, exist_ok=True)
     index = folder / f"export-{key}.txt"
     if index.is_file():
@@ -132,7 +141,7 @@ def _structural(model: Any):
 
 def required_runs(block_s: float, runs: int, uncertainty_s: float, sample_interval_s: float) -> int:
     """Runs needed so the timed block passes the clock/sensor window check (with a 20% margin)."""
-    from firmware_host.clock_sync import WindowTooShort, check_window
+    from sensors.clock_sync import WindowTooShort, check_window
 
     try:
         check_window(block_s, uncertainty_s, sample_interval_s, MIN_WINDOW_FACTOR, MIN_WINDOW_INTERVALS)
@@ -147,6 +156,16 @@ def _window_of(report: Any, begin: str, end: str, offset_s: float) -> tuple[floa
     return first.monotonic_ns / 1e9 + offset_s, last.monotonic_ns / 1e9 + offset_s
 
 
+Runner = Callable[[int, int], Any]  # (runs, seed) -> device_runners.protocol.RunReport
+
+
+def protocol_options(board: Any, options: ProfileOptions, runs: int, seed: int) -> dict:
+    """The keywords of device_runners.protocol.measure for one repeat on a board."""
+    return {"runtime": options.runtime or board.runtime, "device": board.device, "batch": options.batch or board.batch,
+            "runs": runs, "warmup": options.warmup, "idle_s": options.idle_s, "run_timeout_s": options.run_timeout_s,
+            "threads": options.threads, "seed": seed}
+
+
 def profile_on_daemon(
     sidecar: Path,
     daemon: Any,
@@ -156,25 +175,31 @@ def profile_on_daemon(
     clock_offset_s: float,
     clock_uncertainty_s: float,
     on_repeat: Callable[[int, dict], None] | None = None,
+    runner: Runner | None = None,
 ) -> dict:
-    """Measure one artifact on a board whose supply a running daemon samples; return the Measurement."""
-    from device_runners.protocol import measure
+    """Measure one artifact on a board whose supply a running daemon samples; return the Measurement.
 
-    runtime = options.runtime or board.runtime
+    ``runner(runs, seed)`` executes the protocol (default: an isolated child of this
+    process); its markers are on the runner's clock, ``sensor = runner + clock_offset_s``.
+    """
+    if runner is None:
+        from device_runners.protocol import measure
+
+        def runner(runs: int, seed: int) -> Any:
+            return measure(sidecar, **protocol_options(board, options, runs, seed))
+
     batch = options.batch or board.batch
     sensor = next(s for s in daemon.sensors if s.info.name == sensor_name)
     sample_interval = max(sensor.info.update_interval_s, daemon.interval_s)
     runs = options.runs
     repeats, warnings = [], []
     for r in range(options.repeats):
-        report = measure(sidecar, runtime, board.device, batch, runs, options.warmup, options.idle_s,
-                         options.run_timeout_s, options.threads, None, options.seed + r)
+        report = runner(runs, options.seed + r)
         needed = required_runs(report.block_s, runs, clock_uncertainty_s, sample_interval)
         if needed > runs:
             warnings.append(f"repeat {r}: a {report.block_s * 1e3:.1f} ms block is too short for the clock and sensor; runs raised {runs} -> {needed}")
             runs = needed
-            report = measure(sidecar, runtime, board.device, batch, runs, options.warmup, options.idle_s,
-                             options.run_timeout_s, options.threads, None, options.seed + r)
+            report = runner(runs, options.seed + r)
         time.sleep(2 * sample_interval)  # let the sensor convert past the block's end
         b0, b1 = _window_of(report, "block_begin", "block_end", clock_offset_s)
         daemon.add_event("window_begin", f"repeat-{r}", t=b0, artifact=report.artifact_sha256, runs=report.runs, batch=batch)
@@ -234,16 +259,6 @@ def profile_on_daemon(
     }
 
 
-def _open_sensor(spec: Any, board: Any) -> Any:
-    if spec.kind == "virtual-board":
-        from firmware_host.virtual_rig import board_model, virtual_board_sensor
-
-        return virtual_board_sensor(board_model(board.model or "rpi4"), spec.rate_hz, spec.name)
-    from sensors.registry import create_sensor
-
-    return create_sensor(spec.kind, rate_hz=spec.rate_hz, name=spec.name, **dict(spec.params))
-
-
 def run_profile(
     file: str | Path,
     rig: Any,
@@ -251,39 +266,50 @@ def run_profile(
     options: ProfileOptions,
     on_repeat: Callable[[int, dict], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    dispatch: Any = None,
 ) -> dict:
-    """Profile FILE (architecture or artifact) on a rig board; the sensor daemon runs in this process."""
-    from firmware_host.clock_sync import daemon_offset
-    from sensors.daemon import SamplingDaemon
+    """Profile FILE (architecture or artifact) on a rig board (runs dispatched by ``dispatch``, default in-process)."""
+    from firmware_host.dispatch import InProcessDispatch
 
     board = rig.board(board_name)
-    if board.host not in ("virtual", "local"):
-        raise ProfileError(f"board {board.name!r} is on {board.host}: remote boards need the dask dispatch (not available yet)")
-    spec = rig.sensor_for(board.name)
-    if spec.runs_on != "local":
-        raise ProfileError(f"sensor {spec.name!r} runs on {spec.runs_on}: remote sensor daemons are not wired yet")
-    runtime = options.runtime or board.runtime
+    dispatch = dispatch or InProcessDispatch()
     phase = on_phase or (lambda text: None)
     phase("preparing the artifact")
+    runtime = options.runtime or board.runtime
     sidecar = resolve_artifact(file, runtime, options.seq_len or board.seq_len, options.batch or board.batch, options.seed)
-    traces = Path(rig.traces).expanduser()
-    traces.mkdir(parents=True, exist_ok=True)
-    trace_path = traces / f"profile-{board.name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}.ettrace"
-    sensor = _open_sensor(spec, board)
-    daemon = SamplingDaemon([sensor], spec.rate_hz, ring_seconds=900.0, record_path=trace_path, port=0, realtime_priority=10)
+    return profile_artifact(sidecar, rig, board, options, dispatch, on_repeat, phase)
+
+
+def profile_artifact(sidecar: Path, rig: Any, board: Any, options: ProfileOptions, dispatch: Any,
+                     on_repeat: Callable[[int, dict], None] | None = None, phase: Callable[[str], None] = lambda text: None) -> dict:
+    """Measure an exported artifact on a board: open its sensor's daemon, align clocks, run the repeats."""
+    from firmware_host.board_daemon import BoardDaemon
+
+    spec = rig.sensor_for(board.name)
+    follow_pid = None
+    if board.emulated:
+        pid, host = dispatch.worker_process(board)
+        import socket
+
+        if host != socket.gethostname():
+            raise ProfileError(f"board {board.name!r} is virtual but its worker runs on {host}: a virtual board's worker must run on this machine")
+        follow_pid = pid
     phase("sampling the supply")
-    with daemon:
-        clock = daemon_offset((daemon.host, daemon.port))  # sensor clock = runner clock + offset
-        time.sleep(0.2)
-        measurement = profile_on_daemon(sidecar, daemon, spec.name, board, options, clock.offset_s, clock.uncertainty_s, on_repeat)
-    activity = getattr(sensor, "activity", None)
-    if activity is not None:
-        activity.stop()
-    sensor.close()
-    measurement["trace"] = str(trace_path)
+    with BoardDaemon(spec, board, rig.traces, follow_pid) as link:
+        clock = dispatch.clock_offset(board, link.address, link.token)  # sensor clock = runner clock + offset
+
+        def runner(runs: int, seed: int) -> Any:
+            return dispatch.run(board, sidecar, protocol_options(board, options, runs, seed))
+
+        phase("measuring")
+        measurement = profile_on_daemon(sidecar, link.daemon, spec.name, board, options, clock.offset_s, clock.uncertainty_s,
+                                        on_repeat, runner)
+        sampler = link.sampler()
+    measurement["trace"] = link.trace
     measurement["artifact"] = str(sidecar)
     measurement["rig"] = rig.source
-    measurement["sampler"] = {"on_time_fraction": daemon.stats.on_time_fraction, "scheduling": daemon.scheduling, "errors": daemon.stats.errors}
+    measurement["dispatch"] = dispatch.name
+    measurement["sampler"] = sampler
     return measurement
 
 
@@ -292,33 +318,48 @@ PROFILE_CAMPAIGN = "profiles"  # ad-hoc `edgetran profile` runs; every run is st
 
 def store_measurement(db: str | Path, measurement: dict) -> int:
     """Save a profile measurement in the SQLite store (campaign 'profiles'); return its repeat index."""
-    from firmware_host.store import MeasurementKey, MeasurementRecord, MeasurementStore
+    from firmware_host.store import MeasurementKey, MeasurementStore
 
     with MeasurementStore(db) as store:
         store.start_campaign(PROFILE_CAMPAIGN, {"kind": "ad-hoc profiles"})
-        sidecar = json.loads(Path(measurement["artifact"]).read_text())
-        store.add_artifact(measurement["artifact_sha256"], measurement["artifact_format"], sidecar.get("architecture", {}), sidecar)
-        store.add_trace(measurement["trace"], [measurement["sensor"]["name"]])
         base = (measurement["artifact_sha256"], measurement["board"], measurement["runtime"], measurement["device"], measurement["batch"])
         repeat = sum(1 for r in store.measurements(PROFILE_CAMPAIGN) if tuple(r.key)[:5] == base)
-        energy = measurement["energy_j_per_seq"]
-        record = MeasurementRecord(
-            campaign=PROFILE_CAMPAIGN,
-            key=MeasurementKey(*base, repeat),
-            runs=measurement["runs"],
-            latency_s_per_seq=measurement["latency_s_per_seq"],
-            energy_j_per_seq=energy if math.isfinite(energy) else None,
-            peak_power_w=measurement["peak_power_w"],
-            sensor=measurement["sensor"]["name"],
-            trace_path=measurement["trace"],
-            clock_offset_s=measurement["clock_offset_s"],
-            clock_uncertainty_s=measurement["clock_offset_uncertainty_s"],
-            emulated=measurement["emulated"],
-            artifact_sha256=measurement["artifact_sha256"],
-            data=_finite_or_none(measurement),
-        )
-        store.add_measurement(record)
+        save_measurement(store, PROFILE_CAMPAIGN, MeasurementKey(*base, repeat), measurement)
         return repeat
+
+
+def save_measurement(store: Any, campaign: str, key: Any, measurement: dict) -> bool:
+    """Store a measurement with its artifact and (when it is a file here) its trace; False if already stored."""
+    sidecar = json.loads(Path(measurement["artifact"]).read_text())
+    store.add_artifact(measurement["artifact_sha256"], measurement["artifact_format"], sidecar.get("architecture", {}), sidecar)
+    if Path(measurement["trace"]).is_file():
+        store.add_trace(measurement["trace"], [measurement["sensor"]["name"]])
+    return store.add_measurement(measurement_record(campaign, key, measurement))
+
+
+def measurement_record(campaign: str, key: Any, measurement: dict) -> Any:
+    """A profile measurement as the store's MeasurementRecord (spreads = max - min over the repeats)."""
+    from firmware_host.store import MeasurementRecord
+
+    energy = measurement["energy_j_per_seq"]
+    spread = measurement["spread"]
+    return MeasurementRecord(
+        campaign=campaign,
+        key=key,
+        runs=measurement["runs"],
+        latency_s_per_seq=measurement["latency_s_per_seq"],
+        energy_j_per_seq=energy if math.isfinite(energy) else None,
+        peak_power_w=measurement["peak_power_w"],
+        latency_spread_s_per_seq=spread["latency_s_per_seq"]["max"] - spread["latency_s_per_seq"]["min"],
+        energy_spread_j_per_seq=(spread["energy_j_per_seq"]["max"] - spread["energy_j_per_seq"]["min"]) if math.isfinite(energy) else None,
+        sensor=measurement["sensor"]["name"],
+        trace_path=measurement["trace"],
+        clock_offset_s=measurement["clock_offset_s"],
+        clock_uncertainty_s=measurement["clock_offset_uncertainty_s"],
+        emulated=measurement["emulated"],
+        artifact_sha256=measurement["artifact_sha256"],
+        data=_finite_or_none(measurement),
+    )
 
 
 def _finite_or_none(value: Any) -> Any:

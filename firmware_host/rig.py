@@ -15,11 +15,16 @@
     batch = 1
     seq_len = 128
     cpufreq_policy = "policy0"         # optional
+    ssh_user = "pi"                    # optional SSH settings of `edgetran rig deploy`
+    ssh_port = 22                      #   (the user may also be given as host = "pi@...")
+    ssh_key = "~/.ssh/id_ed25519"
+    deploy_root = "/opt/edgetran"      # where the venv, wheel and daemon config go
 
     [[sensors]]
     name = "rpi4-01-supply"
     kind = "ina219"                    # any `edgetran sensor list` kind, or "virtual-board"
-    runs_on = "pi@sensor-pi.local"     # where its daemon runs ("local": in this process)
+    runs_on = "sensor-pi.local:8751"   # its daemon's address ("local": run it in this process)
+    daemon_token = "..."               # the remote daemon's shared token
     measures = "rpi4-01"               # the board whose supply it is in series with
     channel = "power_w"
     rate_hz = 1000
@@ -62,6 +67,10 @@ class Board:
     batch: int = 1
     seq_len: int = 128
     cpufreq_policy: str | None = None
+    ssh_user: str | None = None  # SSH login of `rig deploy` (default: the user in host, else yours)
+    ssh_port: int | None = None  # SSH port (default 22)
+    ssh_key: str | None = None  # private key file (default: ssh-agent and ~/.ssh/id_*)
+    deploy_root: str | None = None  # absolute or "~/..." path on the board (default: by deploy mode)
 
     @property
     def emulated(self) -> bool:
@@ -80,6 +89,7 @@ class SensorSpec:
     channel: str = "power_w"
     rate_hz: float = 1000.0
     params: Mapping[str, Any] = field(default_factory=dict)
+    daemon_token: str | None = None  # shared token of a remote daemon (runs_on = "HOST:PORT")
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,21 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
+def _check_ssh_keys(entry: Mapping[str, Any], where: str) -> None:
+    """Validate a board's optional deploy keys (ssh_user, ssh_port, ssh_key, deploy_root)."""
+    for key in ("ssh_user", "ssh_key", "deploy_root"):
+        if key in entry and not _check(entry[key], f"{where}.{key}", str, "a string").strip():
+            raise RigError(f"{where}.{key}: expected a non-empty string, got {entry[key]!r}")
+    if "ssh_port" in entry and not 0 < _check(entry["ssh_port"], f"{where}.ssh_port", int, "a port number") < 65536:
+        raise RigError(f"{where}.ssh_port: expected a port number 1-65535, got {entry['ssh_port']!r}")
+    host = str(entry.get("host", ""))
+    if "ssh_user" in entry and "@" in host and host.partition("@")[0] != entry["ssh_user"]:
+        raise RigError(f"{where}.ssh_user: {entry['ssh_user']!r} contradicts the user in host {entry['host']!r}")
+    root = entry.get("deploy_root")
+    if root is not None and not (root.startswith("/") or root.startswith("~/")):
+        raise RigError(f"{where}.deploy_root: expected an absolute path or one starting with '~/', got {root!r}")
+
+
 def parse_rig(table: Mapping[str, Any], source: str = "rig.toml") -> Rig:
     """Validate a parsed rig table; RigError names the first bad key."""
     known_top = {"host", "boards", "sensors"}
@@ -173,6 +198,7 @@ def parse_rig(table: Mapping[str, Any], source: str = "rig.toml") -> Rig:
         for key in ("batch", "seq_len"):
             if key in entry:
                 _positive_int(entry[key], f"{where}.{key}")
+        _check_ssh_keys(entry, where)
         if entry.get("host", "virtual") == "virtual":
             from firmware_host.virtual_rig import board_models
 
@@ -202,6 +228,13 @@ def parse_rig(table: Mapping[str, Any], source: str = "rig.toml") -> Rig:
                 raise RigError(f"{where}.rate_hz: expected a positive rate, got {rate!r}")
         if "params" in entry:
             _check(entry["params"], f"{where}.params", dict, "an inline table of sensor parameters")
+        if entry.get("runs_on", "local") != "local":
+            from sensors.daemon_client import parse_address
+
+            try:
+                parse_address(_check(entry["runs_on"], f"{where}.runs_on", str, "'local' or a daemon address HOST:PORT"))
+            except ValueError:
+                raise RigError(f"{where}.runs_on: expected 'local' or a daemon address HOST:PORT, got {entry['runs_on']!r}") from None
         sensors.append(SensorSpec(**entry))
     return Rig(
         tuple(boards),

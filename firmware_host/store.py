@@ -375,6 +375,11 @@ class MeasurementStore:
         row = self.connection.execute("SELECT * FROM campaigns WHERE name = ?", (name,)).fetchone()
         return Campaign(row["name"], row["created"], json.loads(row["config"]), row["status"]) if row else None
 
+    def campaigns(self) -> list[Campaign]:
+        """Every campaign, oldest first."""
+        rows = self.connection.execute("SELECT * FROM campaigns ORDER BY created, name")
+        return [Campaign(r["name"], r["created"], json.loads(r["config"]), r["status"]) for r in rows]
+
     def set_status(self, name: str, status: str) -> None:
         """Set a campaign's status (running, finished, failed, abandoned)."""
         if status not in CAMPAIGN_STATUSES:

@@ -9,7 +9,10 @@ and every number it produces says ``"emulated": true``.
 
 Activity: the runner executes in child processes of this one (the isolated protocol),
 so the power follows the CPU time of this process's *children* (recursively), sampled
-every ``poll_s``; the host's own threads (the sampler, the CLI) do not count.
+every ``poll_s``; the host's own threads (the sampler, the CLI) do not count. When the
+runs are dispatched to a dask worker on this machine (a virtual board behind
+``--scheduler``), the power follows the children of that worker's process instead
+(``root_pid``): the runner's protocol child is the worker's child.
 """
 
 from __future__ import annotations
@@ -86,13 +89,13 @@ def board_model(name: str) -> BoardModel:
 
 
 class ChildActivityPower:
-    """Supply power of a board model driven by the CPU use of this process's children."""
+    """Supply power of a board model driven by the CPU use of a process's children (default: this one's)."""
 
-    def __init__(self, model: BoardModel, poll_s: float = 0.01, freq_khz: int | None = None) -> None:
+    def __init__(self, model: BoardModel, poll_s: float = 0.01, freq_khz: int | None = None, root_pid: int | None = None) -> None:
         self.model = model
         self.freq_khz = freq_khz
         self.poll_s = poll_s
-        self._me = psutil.Process()
+        self._me = psutil.Process(root_pid)
         self._busy = 0.0
         self._last: tuple[float, float] | None = None
         self._stop = threading.Event()
@@ -101,7 +104,11 @@ class ChildActivityPower:
 
     def _cpu_by_child(self) -> dict[int, float]:
         times: dict[int, float] = {}
-        for child in self._me.children(recursive=True):
+        try:
+            children = self._me.children(recursive=True)
+        except psutil.Error:  # the followed process is gone (a worker that died): an idle board
+            return times
+        for child in children:
             try:
                 cpu = child.cpu_times()
             except psutil.Error:
@@ -134,13 +141,13 @@ class ChildActivityPower:
         self._stop.set()
 
 
-def virtual_board_sensor(model: BoardModel, rate_hz: float, name: str, address: int = 0x40) -> Any:
-    """An emulated INA219 on the board's supply, its power following the runner processes."""
+def virtual_board_sensor(model: BoardModel, rate_hz: float, name: str, address: int = 0x40, root_pid: int | None = None) -> Any:
+    """An emulated INA219 on the board's supply, its power following the runner processes (children of ``root_pid``)."""
     from sensors.base import EMULATED
     from sensors.ina219.driver import INA219Sensor
     from sensors.ina219.emulator import EmulatedI2CBus, EmulatedINA219, from_power
 
-    activity = ChildActivityPower(model)
+    activity = ChildActivityPower(model, root_pid=root_pid)
     max_a = model.load_w / model.supply_v * 1.5
     chip = EmulatedINA219(from_power(activity, model.supply_v), shunt_ohms=0.1)
     sensor = INA219Sensor(
@@ -158,5 +165,6 @@ def virtual_board_sensor(model: BoardModel, rate_hz: float, name: str, address: 
     # INA219's conversion time, is this sensor's true update interval (and so sets the
     # shortest measurement window the host accepts).
     sensor._info = replace(sensor.info, update_interval_s=max(sensor.info.update_interval_s, activity.poll_s),
-                           details={**sensor.info.details, "board_model": model.name, "activity_poll_s": activity.poll_s})
+                           details={**sensor.info.details, "board_model": model.name, "activity_poll_s": activity.poll_s,
+                                                "follows_pid": activity._me.pid})
     return sensor

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from firmware_host.clock_sync import (
+from sensors.clock_sync import (
     DEFAULT_ROUNDS,
     ClockSyncError,
     WindowTooShort,

@@ -1,0 +1,156 @@
+"""`edgetran campaign run` and `edgetran store ...`: measurement campaigns and their store."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from firmware_host.host_cli import _rig, input_errors
+
+campaign_app = typer.Typer(help="Measurement campaigns: many models on many boards, stored and resumable.", no_args_is_help=True)
+store_app = typer.Typer(help="The SQLite measurement store: campaigns, export.", no_args_is_help=True)
+
+STORE_HELP = "SQLite store (default: $EDGETRAN_DB or ~/.local/share/edgetran/edgetran.db)."
+
+
+def _store_path(store: Optional[Path]) -> Path:
+    from firmware_host.store import default_db_path
+
+    path = Path(store).expanduser() if store is not None else default_db_path()
+    if not path.parent.exists():
+        if store is not None:
+            raise typer.BadParameter(f"--store {store}: directory {path.parent} does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _scheduler(option: Optional[str], rig: Any) -> Any:
+    from firmware_host.dispatch import make_dispatch
+
+    with input_errors():
+        return make_dispatch(option if option is not None else rig.scheduler)
+
+
+@campaign_app.command("run")
+def run_campaign_command(
+    files: List[Path] = typer.Argument(..., help="Model dictionaries (JSON) or exported artifacts."),
+    name: str = typer.Option(..., "--name", help="Campaign name: the same name and configuration resumes it."),
+    rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."),
+    boards: Optional[List[str]] = typer.Option(None, "--board", help="Board to measure on (repeatable; default: every board)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler tcp://HOST:PORT (default: the rig's; 'in-process')."),
+    repeats: int = typer.Option(3, "--repeats", help="Repetitions per measurement (geometric means).", min=1),
+    runs: int = typer.Option(20, "--runs", help="Timed runs per repetition.", min=1),
+    warmup: int = typer.Option(3, "--warmup", help="Warm-up runs.", min=0),
+    idle_s: float = typer.Option(1.0, "--idle-s", help="Idle window for the baseline, seconds.", min=0.0),
+    seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Measure every model on every board; store each measurement as it finishes; resume on rerun."""
+    from firmware_host.campaign import plan, run_campaign
+    from firmware_host.profile import ProfileOptions
+
+    inventory = _rig(rig)
+    db = _store_path(store)
+    chosen = list(boards) if boards else [b.name for b in inventory.boards]
+    with input_errors():
+        for board in chosen:
+            inventory.board(board)
+        items = plan(files, chosen)
+    options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, seed=seed)
+    dispatch = _scheduler(scheduler, inventory)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # systemd stop: finish the current item, keep the rest pending
+    console = Console(stderr=True)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      disable=as_json, transient=False, console=console) as progress:
+            task = progress.add_task(f"campaign {name}", total=len(items))
+
+            def on_event(kind: str, info: dict) -> None:
+                if kind == "skip":
+                    progress.update(task, advance=info["count"], description=f"campaign {name}: {info['count']} already stored")
+                elif kind == "start":
+                    progress.update(task, description=f"{info['item'].board}: {Path(info['item'].file).name}")
+                elif kind == "retry":
+                    progress.console.print(f"retrying {Path(info['item'].file).name} on {info['item'].board}: {info['reason']}")
+                elif kind == "done":
+                    m = info["measurement"]
+                    progress.update(task, advance=1, description=f"{info['item'].board}: {m['latency_s_per_seq'] * 1e3:.2f} ms/seq")
+                elif kind == "failed":
+                    progress.update(task, advance=1)
+                    progress.console.print(f"FAILED {Path(info['item'].file).name} on {info['item'].board}: {info['reason']}")
+
+            try:
+                with input_errors():
+                    summary = run_campaign(name, items, inventory, options, db, dispatch, on_event, stop)
+            except KeyboardInterrupt:
+                stop.set()
+                typer.echo(f"interrupted: finished measurements are stored in {db}; rerun the same command to resume", err=True)
+                raise typer.Exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        dispatch.close()
+    result = {**summary.to_dict(), "store": str(db), "dispatch": dispatch.name}
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"campaign {name}: {summary.measured} measured, {summary.already_done} already stored, "
+                   f"{len(summary.failed)} failed of {summary.total} ({dispatch.name} dispatch; store {db})")
+    if summary.interrupted:
+        raise typer.Exit(130)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@store_app.command("campaigns")
+def campaigns_command(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+                      as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the store's campaigns with their counts."""
+    from firmware_host.store import MeasurementStore
+
+    db = _store_path(store)
+    if not db.is_file():
+        raise typer.BadParameter(f"{db}: no store there yet")
+    with input_errors(), MeasurementStore(db) as handle:
+        rows = [{"name": c.name, "status": c.status, "created": c.created, "measurements": len(handle.measurements(c.name)),
+                 "failures": len(handle.failures(c.name))} for c in handle.campaigns()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=str(db))
+    for column in ("name", "status", "created", "measurements", "failures"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("name", "status", "created", "measurements", "failures")))
+    Console().print(table)
+
+
+@store_app.command("export")
+def export_command(
+    campaign: str = typer.Option(..., "--campaign", help="Campaign to export."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write CSV here."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write JSON here (with failures)."),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Export a campaign's measurements to CSV and/or JSON (written atomically)."""
+    from firmware_host.store import MeasurementStore
+
+    if csv_path is None and json_path is None:
+        raise typer.BadParameter("give --csv FILE and/or --json FILE")
+    db = _store_path(store)
+    if not db.is_file():
+        raise typer.BadParameter(f"{db}: no store there yet")
+    with input_errors(), MeasurementStore(db) as handle:
+        for path, fmt in ((csv_path, "csv"), (json_path, "json")):
+            if path is not None:
+                handle.export(campaign, path, fmt)
+                typer.echo(f"wrote {len(handle.measurements(campaign))} measurements of {campaign!r} to {path}")
