@@ -281,9 +281,12 @@ class SamplingDaemon:
             return
         self.stats.fresh += 1
         row = [float(sample.values.get(c, math.nan)) for c in self.channels[index]]
-        self.rings[index].append(sample.t, row)
+        t = sample.t
+        if self.clock is not time.monotonic:  # sensors stamp with time.monotonic: put their samples on the daemon's clock
+            t += self.clock() - time.monotonic()
+        self.rings[index].append(t, row)
         if self.writer is not None:
-            self.writer.append(name, sample.t, row)
+            self.writer.append(name, t, row)
 
     # -- queries ---------------------------------------------------------------------
 
