@@ -83,3 +83,19 @@ def test_bad_files(tmp_path: Path):
     bad.write_text("[[boards]\n")
     with pytest.raises(RigError, match="not valid TOML"):
         load_rig(bad)
+
+
+def test_deploy_keys_parse_and_name_the_key_when_bad():
+    rig = parse_rig({"boards": [{"name": "a", "host": "pi@a.local", "ssh_port": 2222, "ssh_key": "~/.ssh/id_ed25519", "deploy_root": "/opt/edgetran"}]})
+    board = rig.board("a")
+    assert (board.ssh_port, board.ssh_key, board.deploy_root, board.ssh_user) == (2222, "~/.ssh/id_ed25519", "/opt/edgetran", None)
+    for entry, message in [
+        ({"ssh_port": 0}, "boards[0].ssh_port: expected a port number 1-65535, got 0"),
+        ({"ssh_port": "22"}, "boards[0].ssh_port: expected a port number, got '22'"),
+        ({"ssh_user": ""}, "boards[0].ssh_user: expected a non-empty string"),
+        ({"host": "pi@a.local", "ssh_user": "root"}, "boards[0].ssh_user: 'root' contradicts the user in host 'pi@a.local'"),
+        ({"deploy_root": "opt/edgetran"}, "boards[0].deploy_root: expected an absolute path or one starting with '~/'"),
+    ]:
+        with pytest.raises(RigError) as caught:
+            parse_rig({"boards": [{"name": "a", "host": "a.local", **entry}]})
+        assert message in str(caught.value)
