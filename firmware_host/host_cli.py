@@ -58,28 +58,72 @@ def show(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (defau
 
 
 @rig_app.command("check")
-def check(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Reach every local board's runtime and every local sensor; report what is missing."""
-    from device_runners.runtimes import runtime_devices
-    from firmware_host.board_daemon import open_sensor as _open_sensor
-
+def check(
+    rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler to find remote boards' workers (default: the rig's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Reach every board (its runtime here, or its dask worker) and every sensor (here, or its daemon); report what is missing."""
     inventory = _rig(rig)
-    runtimes = runtime_devices()
+    rows = [*_check_boards(inventory, scheduler if scheduler is not None else inventory.scheduler), *_check_sensors(inventory)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            typer.echo(f"{'ok  ' if row['ok'] else 'MISSING'} {row['what']}: {row['detail']}")
+    if not all(row["ok"] for row in rows):
+        raise typer.Exit(1)
+
+
+def _check_boards(inventory, scheduler: str) -> list[dict]:
+    """One row per board: its runtime on this machine, or its worker through the scheduler."""
+    from device_runners.runtimes import runtime_devices
+    from firmware_host.dispatch import BoardUnavailable, make_dispatch, resource_of
+
     rows = []
-    for board in inventory.boards:
-        if board.host in ("virtual", "local"):
-            info = runtimes[board.runtime]
-            ok = info["installed"] and board.device.upper() in [d.upper() for d in info.get("devices", [])]
-            detail = f"{board.runtime} {info.get('version', '')} offers {', '.join(info.get('devices', []))}" if info["installed"] else info["pip"]
-        else:
-            ok, detail = False, "remote boards are reached through the dask dispatch (not wired yet)"
-        rows.append({"what": f"board {board.name}", "ok": bool(ok), "detail": detail})
-    for spec in inventory.sensors:
-        if spec.runs_on != "local":
-            rows.append({"what": f"sensor {spec.name}", "ok": False, "detail": f"daemon on {spec.runs_on}: remote daemons are not wired yet"})
-            continue
+    dispatch = None
+    if scheduler not in (None, "", "in-process"):
         try:
-            sensor = _open_sensor(spec, inventory.board(spec.measures))
+            dispatch = make_dispatch(scheduler, connect_timeout_s=5.0)
+        except (ValueError, BoardUnavailable) as error:
+            return [{"what": f"board {b.name}", "ok": False, "detail": str(error)} for b in inventory.boards]
+    try:
+        runtimes = runtime_devices() if dispatch is None else {}
+        for board in inventory.boards:
+            if dispatch is not None:
+                workers = dispatch.workers_of(board.name)
+                detail = f"worker {', '.join(workers)} offers {resource_of(board.name)}" if workers else f"no worker offers {resource_of(board.name)} at {scheduler}"
+                rows.append({"what": f"board {board.name}", "ok": bool(workers), "detail": detail})
+            elif board.host in ("virtual", "local"):
+                info = runtimes[board.runtime]
+                ok = info["installed"] and board.device.upper() in [d.upper() for d in info.get("devices", [])]
+                detail = f"{board.runtime} {info.get('version', '')} offers {', '.join(info.get('devices', []))}" if info["installed"] else info["pip"]
+                rows.append({"what": f"board {board.name}", "ok": bool(ok), "detail": detail})
+            else:
+                rows.append({"what": f"board {board.name}", "ok": False, "detail": f"on {board.host}: give a dask scheduler (--scheduler or [host] scheduler)"})
+    finally:
+        if dispatch is not None:
+            dispatch.close()
+    return rows
+
+
+def _check_sensors(inventory) -> list[dict]:
+    """One row per sensor: a fresh reading here, or its daemon answering with the sensor listed."""
+    from firmware_host.board_daemon import open_sensor
+
+    rows = []
+    for spec in inventory.sensors:
+        try:
+            if spec.runs_on != "local":
+                from sensors.daemon_client import DaemonClient, parse_address
+
+                client = DaemonClient(parse_address(spec.runs_on), token=spec.daemon_token, timeout_s=5.0)
+                names = [s.info.name for s in client.sensors]
+                ok = spec.name in names
+                rows.append({"what": f"sensor {spec.name}", "ok": ok,
+                             "detail": f"daemon at {spec.runs_on} samples {', '.join(names)} at {client.rate_hz:g} Hz" if ok else f"daemon at {spec.runs_on} has no sensor {spec.name!r} (it has {', '.join(names)})"})
+                continue
+            sensor = open_sensor(spec, inventory.board(spec.measures))
             time.sleep(3 * sensor.info.update_interval_s)  # one conversion, so the read is fresh
             sample = sensor.read()
             rows.append({"what": f"sensor {spec.name}", "ok": True, "detail": f"{sensor.info.provenance}, {spec.channel} = {sample.values.get(spec.channel)}"})
@@ -89,13 +133,7 @@ def check(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (defa
             sensor.close()
         except Exception as error:  # noqa: BLE001 - a check reports every failure
             rows.append({"what": f"sensor {spec.name}", "ok": False, "detail": f"{type(error).__name__}: {error}"})
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            typer.echo(f"{'ok  ' if row['ok'] else 'MISSING'} {row['what']}: {row['detail']}")
-    if not all(row["ok"] for row in rows):
-        raise typer.Exit(1)
+    return rows
 
 
 def profile_command(
@@ -157,3 +195,13 @@ def profile_command(
     typer.echo(f"  clock offset {measurement['clock_offset_s'] * 1e6:.0f} +- {measurement['clock_offset_uncertainty_s'] * 1e6:.0f} us; trace {measurement['trace']}")
     for warning in measurement["warnings"]:
         typer.echo(f"  warning: {warning}")
+
+
+def _register_deploy() -> None:
+    """`edgetran rig deploy BOARD` lives in firmware_host.deploy (asyncssh is imported only when it runs)."""
+    from firmware_host.deploy import deploy_command
+
+    rig_app.command("deploy")(deploy_command)
+
+
+_register_deploy()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from firmware_host.campaign import plan, run_campaign
+from firmware_host.cli import main
 from firmware_host.dispatch import DaskDispatch
 from firmware_host.profile import ProfileOptions
 from firmware_host.rig import load_rig
@@ -107,7 +108,7 @@ def cluster(tmp_path: Path):
     cluster.close()
 
 
-def test_killed_worker_loses_no_finished_measurement_and_resume_completes(cluster, tmp_path: Path, monkeypatch):
+def test_killed_worker_loses_no_finished_measurement_and_resume_completes(cluster, tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setenv("EDGETRAN_ARTIFACTS", str(tmp_path / "exports"))
     (tmp_path / "rig.toml").write_text(RIG.format(traces=tmp_path / "traces"))
     rig = load_rig(tmp_path / "rig.toml")
@@ -123,6 +124,9 @@ def test_killed_worker_loses_no_finished_measurement_and_resume_completes(cluste
     events: list[tuple[str, str]] = []
     try:
         cluster.wait_for(dispatch, ["vb-a", "vb-b"])
+        assert main(["rig", "check", "--rig", str(tmp_path / "rig.toml"), "--scheduler", cluster.address, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["ok"] for r in rows] == [True] * 4 and "offers board-vb-b" in rows[1]["detail"]
         started_on_b = []
 
         def on_event(kind: str, info: dict) -> None:
