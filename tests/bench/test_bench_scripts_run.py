@@ -56,3 +56,18 @@ def test_runner_bench_prints_overhead_and_jitter():
     for row in figures.values():
         assert row["bare_median_ms"] > 0 and row["protocol_median_ms"] > 0
         assert row["marker_gap_median_us"] > 0
+
+
+def test_profile_bench_prints_both_dispatchers():
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "profile_bench.py"), "--models", "1", "--rounds", "1", "--runs", "4", "--idle-s", "0.2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    for label in ("in-process", "dask"):
+        row = figures["dispatch"][label]
+        assert row["per_min"] > 0 and row["board_s"] > 0.2 and row["host_s"] > 0
+        assert abs(row["board_s"] + row["setup_s"] + row["host_s"] - row["wall_s"]) < 1e-6
