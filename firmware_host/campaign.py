@@ -123,6 +123,7 @@ def run_campaign(
         if item.board not in boards:
             raise ValueError(f"campaign {name!r}: no board {item.board!r} in the rig (boards: {', '.join(boards)})")
     with MeasurementStore(store_path) as store:
+        store.add_rig(rig.source, rig.to_dict())
         store.start_campaign(name, campaign_config(items, rig, options))
         keyed = [(item, item_key(item, boards[item.board], options)) for item in items]
         pending_keys = set(store.pending(name, [k for _, k in keyed]))

@@ -70,6 +70,7 @@ def test_campaign_killed_midway_resumes_without_repeats(bench, tmp_path, monkeyp
         rows = store.measurements("c1")
         assert len(rows) == len(files) and len({tuple(r.key) for r in rows}) == len(files)
         assert store.campaign("c1").status == "finished"
+        assert store.rig(str(root / "rig.toml"))["boards"][0]["name"] == "vpi"  # the rig the campaign ran on
 
     out = tmp_path / "c1.csv"
     assert main(["store", "export", "--store", str(db), "--campaign", "c1", "--csv", str(out)]) == 0
