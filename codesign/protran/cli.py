@@ -1,8 +1,13 @@
 """`edgetran protran ...`: active-learning campaigns, regressor comparison, prediction, reports.
 
 Devices are ``published:<device>`` (the authors' measurements, e.g.
-``published:cpu_rpi_b1_r1``). A live rig (``rig:<board>``) needs the bench host, which
-does not exist yet: such a device exits with code 2 and one line saying so.
+``published:cpu_rpi_b1_r1``) or a registered live kind: ``rig:<board>`` once the bench
+host registered it (the ``edgetran`` command does; the virtual rig's board is
+``rig:virtual-rpi4``). ``run`` on a live device measures the architectures the loop
+queries as it goes, from a seeded candidate pool sampled from the design space
+(:func:`codesign.protran.evaluators.sample_candidate_pool`, stored in the campaign file);
+``report`` on a live device reads a campaign file. Without a registration, ``rig:`` exits
+with code 2 and one line saying the bench host is not available.
 
 Domain errors become ``typer.BadParameter`` (one line, exit 2); files are written
 through a temporary sibling and a rename.
@@ -52,14 +57,22 @@ def protran_errors() -> Iterator[None]:
         raise typer.BadParameter(str(error)) from None
 
 
-def _published_device(text: str) -> str:
-    """The published device name of a ``--device`` value (exit 2 for rigs and unknown devices)."""
+def _device_spec(text: str):
+    """A parsed ``--device`` value (exit 2 for unknown kinds and unregistered rigs)."""
     from codesign.protran.evaluators import parse_device_spec
-    from codesign.published import list_devices
 
     with protran_errors():
-        spec = parse_device_spec(text)
-        known = [d.name for d in list_devices()]
+        return parse_device_spec(text)
+
+
+def _published_device(text: str, command: str = "") -> str:
+    """The published device name of a ``--device`` value (exit 2 for live devices and unknown devices)."""
+    from codesign.published import list_devices
+
+    spec = _device_spec(text)
+    if spec.kind != "published":
+        raise typer.BadParameter(f"{command or 'this command'} needs published measurements; {spec.text} is a live device")
+    known = [d.name for d in list_devices()]
     if spec.name not in known:
         raise typer.BadParameter(f"unknown published device {spec.name!r} (known: {', '.join(known)})")
     return spec.name
@@ -87,72 +100,227 @@ def _fmt(value: Optional[float], digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+LIVE_INITIAL = 8  # initial batch of a live campaign (every evaluation is an export and a measurement)
+LIVE_BUDGET = 20  # evaluations of a live campaign unless --budget says otherwise
+
+
 @protran_app.command("run")
 def run_command(
-    device: str = typer.Option(..., "--device", help="published:<device> (a live rig:<board> needs the bench host)."),
+    device: str = typer.Option(..., "--device", help="published:<device>, or rig:<board> to measure live on the rig."),
     regressor: str = typer.Option("gpr", "--regressor", help=f"One of {ALL_REGRESSORS}."),
     features: str = typer.Option("workload", "--features", help="embedding (the paper's) or workload (embedding + FLOPs/params/bytes)."),
     threshold: float = typer.Option(0.005, "--threshold", help="Validation MSE of every normalised measure to stop at.", min=0.0),
-    seed: int = typer.Option(0, "--seed", help="Random seed (initial batch, folds, fits, random queries)."),
-    initial: int = typer.Option(16, "--initial", help="LHS samples of the initial batch.", min=2),
-    budget: Optional[int] = typer.Option(None, "--budget", help="Most evaluations in all (default: the whole pool).", min=2),
+    seed: int = typer.Option(0, "--seed", help="Random seed (initial batch, folds, fits, random queries; live: pool and weights)."),
+    initial: Optional[int] = typer.Option(None, "--initial", help=f"LHS samples of the initial batch (default 16; live: {LIVE_INITIAL}).", min=2),
+    budget: Optional[int] = typer.Option(None, "--budget", help=f"Most evaluations in all (default: the whole pool; live: {LIVE_BUDGET}).", min=2),
     folds: int = typer.Option(5, "--folds", help="K of the K-fold validation.", min=2),
     patience: int = typer.Option(5, "--patience", help="Consecutive fits below the threshold needed to stop (paper text: 1).", min=1),
     store: Optional[Path] = typer.Option(None, "--store", help="SQLite campaign file: created, or resumed if it exists."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the final surrogates to this JSON file."),
+    rig: Optional[Path] = typer.Option(None, "--rig", help="Live: rig.toml of the board (default: the virtual rig)."),
+    runs: Optional[int] = typer.Option(None, "--runs", help="Live: timed runs per repeat (default 10; raised when a block is too short).", min=1),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="Live: repeats per architecture (default 2; geometric means).", min=1),
+    pool_size: int = typer.Option(64, "--pool-size", help="Live: candidates sampled from the design space (only queried ones are measured).", min=2),
+    pool_max_gflop: float = typer.Option(2.0, "--pool-max-gflop", help="Live: keep candidates of at most this many GFLOP/seq at the board's sequence length (0: no cap).", min=0.0),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (no progress bar)."),
 ) -> None:
-    """Run (or resume) an active-learning campaign on a device's published pool (Fig. 6)."""
+    """Run (or resume) an active-learning campaign (Fig. 6): on a published pool, or live on a rig board."""
     from codesign.protran.campaign_store import CampaignStore
     from codesign.protran.evaluators import PublishedPoolEvaluator
     from codesign.protran.features import FEATURE_SETS
     from codesign.protran.loop import LoopConfig, run_campaign
     from codesign.protran.surrogates import REGRESSORS
 
-    name = _published_device(device)
+    spec = _device_spec(device)
+    live = spec.kind != "published"
+    name = spec.name if live else _published_device(device, "run")
     _check_choice(regressor, tuple(REGRESSORS), "regressor")
     _check_choice(features, FEATURE_SETS, "feature set")
     if threshold <= 0:
         raise typer.BadParameter(f"--threshold must be positive, got {threshold}")
     if save_model is not None and not save_model.parent.is_dir():
         raise typer.BadParameter(f"{save_model}: directory {save_model.parent} does not exist")
+    if not live:
+        unused = [flag for flag, value in (("--rig", rig), ("--runs", runs), ("--repeats", repeats)) if value is not None]
+        if unused:
+            raise typer.BadParameter(f"{', '.join(unused)}: only for live devices (rig:<board>), not {spec.text}")
+    if rig is not None and not rig.is_file():
+        raise typer.BadParameter(f"--rig {rig}: file not found")
+    if store is not None and not store.parent.is_dir():
+        raise typer.BadParameter(f"--store {store}: directory {store.parent} does not exist")
+    if initial is None:
+        initial = LIVE_INITIAL if live else 16
+    if budget is None and live:
+        budget = max(LIVE_BUDGET, initial)
     with protran_errors():
         config = LoopConfig(regressor, features, threshold, initial, budget, seed, folds, patience)
-        evaluator = PublishedPoolEvaluator(name)
-        campaign_store = CampaignStore(store) if store is not None else None
+    if not live:
+        with protran_errors():
+            evaluator = PublishedPoolEvaluator(name)
+            campaign_store = CampaignStore(store) if store is not None else None
+        pool, truth, pool_info = evaluator.pool, evaluator.truth, None
+    else:
+        from codesign.protran.evaluators import make_evaluator
+
+        phase = _Phase()
+        options = {"rig": str(rig) if rig is not None else None, "runs": runs, "repeats": repeats, "seed": seed, "on_phase": phase}
+        new_file = store is not None and not store.exists()
+        campaign_store = None
+        try:
+            with protran_errors():
+                evaluator = make_evaluator(spec, options)
+                campaign_store = CampaignStore(store) if store is not None else None
+                pool, pool_info = _live_pool(evaluator, campaign_store, pool_size, pool_max_gflop, seed)
+        except BaseException:
+            if campaign_store is not None:
+                campaign_store.close()
+            if new_file:  # nothing was measured: leave no empty campaign file behind
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{store}{suffix}").unlink(missing_ok=True)
+            raise
+        truth = None
+    counted = _CountingEvaluator(evaluator)
     try:
         with protran_errors():
             if as_json:
-                result = run_campaign(evaluator, evaluator.pool, config, campaign_store, truth=evaluator.truth)
+                result = run_campaign(counted, pool, config, campaign_store, truth=truth)
             else:
-                result = _run_with_progress(evaluator, config, campaign_store)
+                result = _run_with_progress(counted, pool, config, campaign_store, truth, phase if live else None)
     finally:
         if campaign_store is not None:
             campaign_store.close()
     if save_model is not None:
         _save_model(save_model, result.surrogates, evaluator, regressor, features, result.maxima, result.samples)
+    data = result.to_dict()
+    data["evaluations_this_run"] = counted.calls
+    if live:
+        data["live"] = {"device": spec.text, "pool": pool_info, **_describe(evaluator)}
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(data)
         return
     _print_result(result)
+    if live:
+        where = _describe(evaluator)
+        emulated = " (EMULATED: virtual rig)" if where.get("emulated") else ""
+        typer.echo(
+            f"measured live on {spec.text}{emulated}: {counted.calls} new evaluation(s) this run, "
+            f"{result.samples - counted.calls} resumed from the store; pool of {pool_info['candidates']} sampled candidates"
+        )
 
 
-def _run_with_progress(evaluator, config, store):
+class _Phase:
+    """What the live evaluator is doing now (set by its ``on_phase``; shown in the progress bar)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.listener = None
+
+    def __call__(self, text: str) -> None:
+        self.text = text
+        if self.listener is not None:
+            self.listener(text)
+
+
+class _CountingEvaluator:
+    """Wraps an evaluator, counting calls and telling a listener after each (the loop sees the same device)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.device = inner.device
+        self.context = inner.context
+        self.calls = 0
+        self.listener = None
+
+    def __call__(self, arch):
+        if self.listener is not None:
+            self.listener("start", None)
+        measurement = self.inner(arch)
+        self.calls += 1
+        if self.listener is not None:
+            self.listener("done", measurement)
+        return measurement
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def _describe(evaluator) -> dict:
+    describe = getattr(evaluator, "describe", None)
+    return describe() if callable(describe) else {}
+
+
+def _live_pool(evaluator, store, size: int, max_gflop: float, seed: int) -> tuple[list, dict]:
+    """The candidate pool of a live campaign: sampled and stored in a new campaign file, or read back from it."""
+    from codesign.design_space import default_space
+    from codesign.protran.campaign_store import CampaignStoreError
+    from codesign.protran.evaluators import PoolSpec, architecture_key, sample_candidate_pool
+
+    spec = PoolSpec(size=size, max_gflop=max_gflop or None, seed=seed)
+    wanted = {
+        **spec.to_dict(),
+        "sequence_length": evaluator.context.sequence_length,
+        "batch_size": evaluator.context.batch_size,
+    }
+    stored = None
+    if store is not None:
+        stored = store.state().get("pool")
+        if stored is None and store.config() is not None:
+            raise CampaignStoreError(
+                f"{store.path}: a campaign of {store.config().get('device')!r} without a sampled pool "
+                "(a published-pool campaign); start a live campaign in a new file"
+            )
+    if stored is not None:
+        for key, value in wanted.items():
+            if stored.get(key) != value:
+                raise CampaignStoreError(f"{store.path}: the candidate pool was sampled with {key}={stored.get(key)!r}, not {value!r}")
+        space = default_space()
+        pool = [space.validate(model) for model in stored["architectures"]]
+        if [architecture_key(a) for a in pool] != stored["keys"]:
+            raise CampaignStoreError(f"{store.path}: the stored candidate pool does not match its keys")
+        return pool, {**wanted, "candidates": len(pool), "from_store": True}
+    pool = sample_candidate_pool(spec, evaluator.context)
+    record = {**wanted, "keys": [architecture_key(a) for a in pool], "architectures": [a.to_dict() for a in pool]}
+    if store is not None:
+        store.set_state("pool", record)
+    return pool, {**wanted, "candidates": len(pool), "from_store": False}
+
+
+def _run_with_progress(evaluator, pool, config, store, truth, phase=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from codesign.protran.loop import run_campaign
 
-    total = min(config.budget or len(evaluator), len(evaluator))
+    total = min(config.budget or len(pool), len(pool))
+    label = f"{evaluator.device} {config.regressor}"
+    state = {"mse": "", "done": len(store.evaluations()) if store is not None else 0}
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
     ) as bar:
-        task = bar.add_task(f"{evaluator.device} {config.regressor}", total=total)
+        task = bar.add_task(label, total=total)
+
+        def describe(extra: str = "") -> str:
+            parts = [label, state["mse"], extra]
+            return " | ".join(part for part in parts if part)
 
         def update(record: dict) -> None:
-            mse = " ".join(f"{v:.4f}" for v in record["val_mse"].values())
-            bar.update(task, completed=record["samples"], description=f"{evaluator.device} {config.regressor} val MSE {mse}")
+            state["mse"] = "val MSE " + " ".join(f"{v:.4f}" for v in record["val_mse"].values())
+            state["done"] = record["samples"]
+            bar.update(task, completed=record["samples"], description=describe())
 
-        return run_campaign(evaluator, evaluator.pool, config, store, truth=evaluator.truth, progress=update)
+        def on_evaluation(event: str, measurement) -> None:
+            if event == "start":
+                bar.update(task, description=describe(f"measuring #{state['done'] + 1}"))
+                return
+            state["done"] += 1
+            bar.update(
+                task, completed=state["done"],
+                description=describe(f"#{state['done']}: {measurement.latency_s * 1e3:.2f} ms, {measurement.energy_j * 1e3:.2f} mJ, {measurement.peak_power_w:.2f} W"),
+            )
+
+        if phase is not None:
+            evaluator.listener = on_evaluation
+            phase.listener = lambda text: bar.update(task, description=describe(f"#{state['done'] + 1}: {text}"))
+        return run_campaign(evaluator, pool, config, store, truth=truth, progress=update)
 
 
 def _print_result(result) -> None:
@@ -208,7 +376,7 @@ def compare_command(
     from codesign.protran.measures import MEASURES
     from codesign.protran.surrogates import parse_regressors
 
-    name = _published_device(device)
+    name = _published_device(device, "compare")
     _check_choice(features, FEATURE_SETS, "feature set")
     with protran_errors():
         chosen = parse_regressors(regressors)
@@ -256,7 +424,7 @@ def _load_architectures(file: str) -> tuple[list, bool]:
 @protran_app.command("predict")
 def predict_command(
     file: str = typer.Argument(..., help="JSON file with a model dictionary or a list of them ('-': stdin)."),
-    device: str = typer.Option(..., "--device", help="published:<device>."),
+    device: str = typer.Option(..., "--device", help="published:<device>, or rig:<board> with --model."),
     model: Optional[Path] = typer.Option(None, "--model", help="A surrogate file saved by run/predict --save-model."),
     regressor: str = typer.Option("gpr", "--regressor", help="Regressor fitted on all published measurements (without --model)."),
     features: str = typer.Option("workload", "--features", help="Feature set (without --model)."),
@@ -273,7 +441,12 @@ def predict_command(
     from codesign.protran.surrogates import REGRESSORS, load_surrogates
     from codesign.protran.surrogates.base import single_threaded_blas
 
-    name = _published_device(device)
+    spec = _device_spec(device)
+    if spec.kind != "published" and model is None:
+        raise typer.BadParameter(
+            f"predict on {spec.text} needs --model (surrogates saved by protran run --device {spec.text} --save-model)"
+        )
+    name = spec.name if spec.kind != "published" else _published_device(device, "predict")
     archs, single = _load_architectures(file)
     with protran_errors():
         if model is not None:
@@ -321,48 +494,79 @@ def predict_command(
 
 @protran_app.command("report")
 def report_command(
-    device: str = typer.Option(..., "--device", help="published:<device>, a comma-separated list, or published:all."),
+    device: str = typer.Option(..., "--device", help="published:<device>, a comma-separated list, published:all; or rig:<board> with --store."),
     out: Path = typer.Option(..., "--out", help="Directory for the PNGs and summary.md (created if missing)."),
-    regressor: str = typer.Option("gpr", "--regressor", help="Surrogate of Figs. 8, 13, 14."),
-    features: str = typer.Option("workload", "--features", help="Feature set."),
-    curve_regressors: str = typer.Option(ALL_REGRESSORS, "--curve-regressors", help="Regressors of Fig. 7."),
-    budget: int = typer.Option(32, "--budget", help="Samples of each learning curve.", min=2),
+    store: Optional[Path] = typer.Option(None, "--store", help="Live devices: the campaign file of `protran run --device rig:<board> --store`."),
+    regressor: Optional[str] = typer.Option(None, "--regressor", help="Surrogate of Figs. 8, 13, 14 (default gpr; live: the campaign's)."),
+    features: str = typer.Option("workload", "--features", help="Feature set (published devices; live: the campaign's)."),
+    curve_regressors: str = typer.Option(ALL_REGRESSORS, "--curve-regressors", help="Regressors of Fig. 7 (published devices)."),
+    budget: int = typer.Option(32, "--budget", help="Samples of each learning curve (published devices).", min=2),
     curve_devices: str = typer.Option("first", "--curve-devices", help="Devices with a Fig. 7: first, all, or a list."),
     glue_regressor: str = typer.Option("gbdt", "--glue-regressor", help="Regressor of the GLUE-score surrogate."),
     glue_splits: int = typer.Option(100, "--glue-splits", help="Random 9/4 splits for the GLUE metrics.", min=1),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    threshold: float = typer.Option(0.005, "--threshold", help="Threshold of Fig. 7.", min=0.0),
+    threshold: float = typer.Option(0.005, "--threshold", help="Threshold of Fig. 7 (published devices; live: the campaign's).", min=0.0),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Figures 7, 8, 13, 14 (PNG), Table VI and a markdown summary for published devices."""
+    """Figures 7, 8, 13, 14 (PNG), Table VI and a markdown summary: published devices, or a live campaign file."""
     from codesign.protran.features import FEATURE_SETS
-    from codesign.protran.report import build_report
     from codesign.protran.surrogates import REGRESSORS, parse_regressors
 
-    names = _devices(device)
-    if curve_devices == "first":
-        curve_names = names[:1]
-    elif curve_devices == "all":
-        curve_names = names
-    else:
-        curve_names = _devices(curve_devices)
-        if not set(curve_names) <= set(names):
-            raise typer.BadParameter(f"--curve-devices {curve_devices!r}: every curve device must be one of --device")
-    _check_choice(regressor, tuple(REGRESSORS), "regressor")
+    first = device.split(",")[0].strip()
+    spec = _device_spec(first) if first != "published:all" else None
+    live = spec is not None and spec.kind != "published"
+    if regressor is not None:
+        _check_choice(regressor, tuple(REGRESSORS), "regressor")
     _check_choice(glue_regressor, tuple(REGRESSORS), "regressor")
     _check_choice(features, FEATURE_SETS, "feature set")
+    if live:
+        if "," in device:
+            raise typer.BadParameter(f"--device {device!r}: a live campaign report takes one device")
+        if store is None:
+            raise typer.BadParameter(f"a report on {spec.text} needs --store (the campaign file of protran run --device {spec.text} --store)")
+        if not store.is_file():
+            raise typer.BadParameter(f"--store {store}: campaign file not found")
+    elif store is not None:
+        raise typer.BadParameter("--store: only for live devices (rig:<board>); published reports need no campaign file")
+    else:
+        names = _devices(device)
+        if curve_devices == "first":
+            curve_names = names[:1]
+        elif curve_devices == "all":
+            curve_names = names
+        else:
+            curve_names = _devices(curve_devices)
+            if not set(curve_names) <= set(names):
+                raise typer.BadParameter(f"--curve-devices {curve_devices!r}: every curve device must be one of --device")
     if not out.parent.is_dir():
         raise typer.BadParameter(f"{out}: directory {out.parent} does not exist")
     if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out}: exists and is not a directory")
-    with protran_errors():
-        chosen = parse_regressors(curve_regressors)
-        out.mkdir(exist_ok=True)
-        say = (lambda message: None) if as_json else (lambda message: typer.echo(f"report: {message}", err=True))
-        summary = build_report(
-            names, out, regressor, features, chosen, budget, curve_names, seed, threshold or 1e-12,
-            glue_regressor=glue_regressor, glue_splits=glue_splits, progress=say,
-        )
+    say = (lambda message: None) if as_json else (lambda message: typer.echo(f"report: {message}", err=True))
+    if live:
+        from codesign.protran.campaign_report import CampaignReportError, build_campaign_report
+
+        with protran_errors():
+            try:
+                from codesign.protran.campaign_report import load_live_campaign
+
+                load_live_campaign(store, spec.name)  # refuse before creating the output directory
+                out.mkdir(exist_ok=True)
+                summary = build_campaign_report(
+                    store, out, spec.name, regressor, seed, glue_regressor=glue_regressor, glue_splits=glue_splits, progress=say,
+                )
+            except CampaignReportError as error:
+                raise typer.BadParameter(str(error)) from None
+    else:
+        from codesign.protran.report import build_report
+
+        with protran_errors():
+            chosen = parse_regressors(curve_regressors)
+            out.mkdir(exist_ok=True)
+            summary = build_report(
+                names, out, regressor or "gpr", features, chosen, budget, curve_names, seed, threshold or 1e-12,
+                glue_regressor=glue_regressor, glue_splits=glue_splits, progress=say,
+            )
     if as_json:
         emit_json(json.loads(json.dumps(summary, default=float)))
         return

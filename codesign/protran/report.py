@@ -113,7 +113,7 @@ def predict_measures(models: dict, maxima: np.ndarray, archs: Sequence[Architect
 # -- figures -------------------------------------------------------------------------------
 
 
-def plot_learning_curves(curves: dict, device: str, threshold: float, path: Path) -> None:
+def plot_learning_curves(curves: dict, device: str, threshold: float, path: Path, title: str | None = None) -> None:
     """Fig. 7: validation and never-queried MSE against samples, per regressor and measure."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
@@ -134,11 +134,11 @@ def plot_learning_curves(curves: dict, device: str, threshold: float, path: Path
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9)
-    fig.suptitle(f"{device}: validation MSE (solid, 5-fold on the queried set) and never-queried MSE (dotted)")
+    fig.suptitle(title or f"{device}: validation MSE (solid, 5-fold on the queried set) and never-queried MSE (dotted)")
     _save(fig, path)
 
 
-def plot_predicted_vs_measured(oof: dict, device: str, regressor: str, path: Path) -> None:
+def plot_predicted_vs_measured(oof: dict, device: str, regressor: str, path: Path, title: str | None = None) -> None:
     """Fig. 8: out-of-fold predictions with +-1 sigma bars against measurements."""
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -169,18 +169,23 @@ def plot_predicted_vs_measured(oof: dict, device: str, regressor: str, path: Pat
         ax.set_ylabel(f"predicted {MEASURE_LABELS[measure]}")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"{device}: {regressor} out-of-fold (5-fold) predictions vs published measurements")
+    fig.suptitle(title or f"{device}: {regressor} out-of-fold (5-fold) predictions vs published measurements")
     _save(fig, path)
 
 
 def plot_contours(
-    evaluator: PublishedPoolEvaluator, models: dict, maxima: np.ndarray, features: str, seed: int, path: Path
+    evaluator: PublishedPoolEvaluator, models: dict, maxima: np.ndarray, features: str, seed: int, path: Path,
+    samples: Sequence[Architecture] | None = None, title: str | None = None,
 ) -> dict:
-    """Fig. 13: predicted measures over (median hidden size, layers); returns the plotted cell means."""
+    """Fig. 13: predicted measures over (median hidden size, layers); returns the plotted cell means.
+
+    ``samples`` are the predicted architectures (default: ``CONTOUR_SAMPLES`` LHS samples of the whole space);
+    the points are ``evaluator.pool`` coloured by ``evaluator.truth``.
+    """
     plt = _pyplot()
     from matplotlib.colors import LogNorm
 
-    samples = sample_architectures("lhs", CONTOUR_SAMPLES, seed)
+    samples = list(samples) if samples is not None else sample_architectures("lhs", CONTOUR_SAMPLES, seed)
     mean, _ = predict_measures(models, maxima, samples, evaluator, features)
     width = np.array([median_hidden(a) for a in samples])
     depth = np.array([a.layers for a in samples], dtype=float)
@@ -208,7 +213,8 @@ def plot_contours(
         ax.set_ylabel("encoder layers")
         ax.set_title(MEASURE_SHORT[measure])
     fig.suptitle(
-        f"{evaluator.device}: surrogate prediction over {CONTOUR_SAMPLES} LHS architectures (contours) "
+        title
+        or f"{evaluator.device}: surrogate prediction over {CONTOUR_SAMPLES} LHS architectures (contours) "
         "and published measurements (points)"
     )
     _save(fig, path)
