@@ -7,6 +7,7 @@ CI must never fail on "no tests collected".
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -26,3 +27,16 @@ def shared_published() -> Path:
     if not SHARED_PUBLISHED.is_dir():
         pytest.skip(f"{SHARED_PUBLISHED} not present")
     return SHARED_PUBLISHED
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run the `edgetran` CLI in-process: ``cli("space", "stats")`` -> (exit code, stdout, stderr)."""
+    from firmware_host.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from firmware_host.cli import main
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_devices_json(capsys):
-    code, out, _ = run_cli(capsys, "run", "devices", "--json")
+def test_devices_json(cli):
+    code, out, _ = cli("run", "devices", "--json")
     devices = json.loads(out)
     assert code == 0
     assert set(devices) == {"onnxruntime", "openvino", "tflite"}
@@ -25,9 +18,9 @@ def test_devices_json(capsys):
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_run_json_contract(capsys, tiny: Path, runtime: str):
+def test_run_json_contract(cli, tiny: Path, runtime: str):
     threads = ["--threads", "1"] + (["--inter-threads", "1"] if runtime == "onnxruntime" else [])
-    code, out, _ = run_cli(capsys, "run", str(tiny), "--runtime", runtime, "--batch", "2", "--runs", "6", "--warmup", "1", "--idle-s", "0.02", *threads, "--json")
+    code, out, _ = cli("run", str(tiny), "--runtime", runtime, "--batch", "2", "--runs", "6", "--warmup", "1", "--idle-s", "0.02", *threads, "--json")
     report = json.loads(out)
     assert code == 0
     assert report["runtime"] == runtime and report["device"] == "CPU" and report["batch"] == 2
@@ -46,14 +39,14 @@ def test_run_json_contract(capsys, tiny: Path, runtime: str):
         (["--runtime", "openvino", "--inter-threads", "2"], "--inter-threads applies to ONNX Runtime only"),
     ],
 )
-def test_bad_requests_exit_2_with_one_line(capsys, tiny: Path, extra, fragment):
-    code, out, err = run_cli(capsys, "run", str(tiny), *extra)
+def test_bad_requests_exit_2_with_one_line(cli, tiny: Path, extra, fragment):
+    code, out, err = cli("run", str(tiny), *extra)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and fragment in err
 
 
-def test_missing_artifact_and_slow_model(capsys, tmp_path: Path, make_artifact):
-    code, _, err = run_cli(capsys, "run", str(tmp_path / "nothing.json"))
+def test_missing_artifact_and_slow_model(cli, tmp_path: Path, make_artifact):
+    code, _, err = cli("run", str(tmp_path / "nothing.json"))
     assert code == 2 and "no sidecar" in err
-    code, _, err = run_cli(capsys, "run", str(make_artifact("slow")), "--timeout-s", "0.2", "--threads", "1")
+    code, _, err = cli("run", str(make_artifact("slow")), "--timeout-s", "0.2", "--threads", "1")
     assert code == 2 and "exceeded 0.2 s; abandoned" in err

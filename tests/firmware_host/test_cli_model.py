@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from firmware_host.cli import main
 
 torch = pytest.importorskip("torch")
 
@@ -20,20 +19,13 @@ SMALL_CHILD = {"l": 2, "o": [["sa_sdp_8", "l_dft_4", "l_dct_4"], ["c_5_8", "sa_w
 TINY_SIZES = ["--vocab-size", "60", "--max-positions", "16"]
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def write_json(path: Path, data) -> str:
     path.write_text(json.dumps(data))
     return str(path)
 
 
-def test_params_json_bert_tiny(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "model", "params", write_json(tmp_path / "tiny.json", BERT_TINY), "--json")
+def test_params_json_bert_tiny(cli, tmp_path):
+    code, out, _ = cli("model", "params", write_json(tmp_path / "tiny.json", BERT_TINY), "--json")
     report = json.loads(out)
     assert code == 0
     assert report["parameters"] == 4_385_920
@@ -41,15 +33,15 @@ def test_params_json_bert_tiny(capsys, tmp_path):
     assert report["per_layer"][0]["heads"] == ["sa_sdp_64", "sa_sdp_64"]
 
 
-def test_params_table(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "model", "params", write_json(tmp_path / "m.json", SMALL), "--labels", "3")
+def test_params_table(cli, tmp_path):
+    code, out, _ = cli("model", "params", write_json(tmp_path / "m.json", SMALL), "--labels", "3")
     assert code == 0 and "parameters" in out and "classifier (3 labels)" in out
 
 
-def test_export_onnx_json_contract(capsys, tmp_path):
+def test_export_onnx_json_contract(cli, tmp_path):
     out_dir = tmp_path / "artifacts"
     args = ["model", "export", write_json(tmp_path / "m.json", SMALL), "--format", "onnx", "--seq-len", "8", "--batch", "1"]
-    code, out, err = run_cli(capsys, *args, "--out", str(out_dir), *TINY_SIZES, "--json")
+    code, out, err = cli(*args, "--out", str(out_dir), *TINY_SIZES, "--json")
     assert code == 0, err
     result = json.loads(out)
     path = Path(result["path"])
@@ -61,10 +53,10 @@ def test_export_onnx_json_contract(capsys, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == sorted([path.name, f"{path.stem}.json"])
 
 
-def test_export_of_a_missing_format_exits_2_with_the_pip_line(capsys, tmp_path, monkeypatch):
+def test_export_of_a_missing_format_exits_2_with_the_pip_line(cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "litert_torch", None)  # as if litert-torch were not installed
-    code, out, err = run_cli(
-        capsys, "model", "export", write_json(tmp_path / "m.json", SMALL), "--format", "tflite", "--out", str(tmp_path / "o")
+    code, out, err = cli(
+        "model", "export", write_json(tmp_path / "m.json", SMALL), "--format", "tflite", "--out", str(tmp_path / "o")
     )
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
@@ -73,35 +65,35 @@ def test_export_of_a_missing_format_exits_2_with_the_pip_line(capsys, tmp_path, 
     assert not (tmp_path / "o").exists()
 
 
-def test_transfer_writes_child_and_report(capsys, tmp_path):
+def test_transfer_writes_child_and_report(cli, tmp_path):
     parent = write_json(tmp_path / "parent.json", SMALL)
     child = write_json(tmp_path / "child.json", SMALL_CHILD)
     out_dir = tmp_path / "out"
-    code, out, err = run_cli(capsys, "model", "transfer", parent, child, "--mode", "rp", "--out", str(out_dir), *TINY_SIZES, "--json")
+    code, out, err = cli("model", "transfer", parent, child, "--mode", "rp", "--out", str(out_dir), *TINY_SIZES, "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["mode"] == "rp" and summary["parameters"]["rp"] > 0 and summary["parameters"]["fresh"] > 0
     assert {row["how"] for row in summary["heads"]} == {"copied", "rp", "fresh"}
     full = json.loads(Path(summary["report"]).read_text())
     assert full["tensors"] and full["parameters"] == summary["parameters"]
-    code, out, _ = run_cli(capsys, "model", "params", summary["checkpoint"], "--json")
+    code, out, _ = cli("model", "params", summary["checkpoint"], "--json")
     assert code == 0 and json.loads(out)["per_layer"][1]["hidden"] == 24
 
 
-def test_transfer_of_an_equal_child_copies_everything(capsys, tmp_path):
+def test_transfer_of_an_equal_child_copies_everything(cli, tmp_path):
     parent = write_json(tmp_path / "parent.json", SMALL)
-    code, out, _ = run_cli(capsys, "model", "transfer", parent, parent, "--mode", "ot", "--out", str(tmp_path), *TINY_SIZES, "--json")
+    code, out, _ = cli("model", "transfer", parent, parent, "--mode", "ot", "--out", str(tmp_path), *TINY_SIZES, "--json")
     summary = json.loads(out)
     assert code == 0 and summary["transferred_fraction"] == 1.0 and summary["parameters"]["fresh"] == 0
 
 
-def test_pretrain_then_transfer_from_the_checkpoint(capsys, tmp_path):
+def test_pretrain_then_transfer_from_the_checkpoint(cli, tmp_path):
     model = write_json(tmp_path / "m.json", SMALL)
-    code, out, err = run_cli(capsys, "model", "pretrain", model, "--steps", "6", "--seq-len", "16", "--batch-size", "8", "--out", str(tmp_path), "--max-positions", "16", "--threads", "1", "--json")
+    code, out, err = cli("model", "pretrain", model, "--steps", "6", "--seq-len", "16", "--batch-size", "8", "--out", str(tmp_path), "--max-positions", "16", "--threads", "1", "--json")
     assert code == 0, err
     trained = json.loads(out)
     assert trained["steps"] == 6 and [step for step, _ in trained["eval_curve"]] == [0, 6]
-    code, out, err = run_cli(capsys, "model", "transfer", trained["checkpoint"], write_json(tmp_path / "c.json", SMALL_CHILD), "--mode", "ot", "--out", str(tmp_path), "--json")
+    code, out, err = cli("model", "transfer", trained["checkpoint"], write_json(tmp_path / "c.json", SMALL_CHILD), "--mode", "ot", "--out", str(tmp_path), "--json")
     assert code == 0, err
     assert json.loads(out)["parameters"]["ot"] > 0
 
@@ -120,8 +112,8 @@ def test_pretrain_then_transfer_from_the_checkpoint(capsys, tmp_path):
         (lambda t: ["model", "pretrain", str(t / "x.pt"), "--out", str(t)], "x.pt: file not found"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(capsys, tmp_path, make_args, fragment):
-    code, out, err = run_cli(capsys, *make_args(tmp_path))
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, make_args, fragment):
+    code, out, err = cli(*make_args(tmp_path))
     assert code == 2
     assert out == ""
     lines = err.strip().splitlines()
@@ -130,11 +122,11 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, make_args, fragment):
     assert "Traceback" not in err
 
 
-def test_pretrain_refuses_a_checkpoint_of_another_vocabulary(capsys, tmp_path):
+def test_pretrain_refuses_a_checkpoint_of_another_vocabulary(cli, tmp_path):
     parent = write_json(tmp_path / "p.json", SMALL)
-    code, out, _ = run_cli(capsys, "model", "transfer", parent, parent, "--mode", "ot", "--out", str(tmp_path), *TINY_SIZES, "--json")
+    code, out, _ = cli("model", "transfer", parent, parent, "--mode", "ot", "--out", str(tmp_path), *TINY_SIZES, "--json")
     checkpoint = json.loads(out)["checkpoint"]
-    code, out, err = run_cli(capsys, "model", "pretrain", checkpoint, "--out", str(tmp_path))
+    code, out, err = cli("model", "pretrain", checkpoint, "--out", str(tmp_path))
     assert code == 2 and "vocabulary of 60 tokens; the bundled tokenizer has 1000" in err
 
 

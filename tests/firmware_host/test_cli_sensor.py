@@ -14,12 +14,6 @@ import pytest
 from firmware_host.cli import main
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("rec") / "square.ettrace"
@@ -28,43 +22,43 @@ def recorded(tmp_path_factory) -> Path:
     return path
 
 
-def test_sensor_list_json(capsys):
-    code, out, _ = run_cli(capsys, "sensor", "list", "--json")
+def test_sensor_list_json(cli):
+    code, out, _ = cli("sensor", "list", "--json")
     kinds = {row["kind"]: row for row in json.loads(out)}
     assert code == 0
     assert kinds["emulated-ina219"]["present"] is True
     assert {"ina219", "replay"} <= set(kinds)
 
 
-def test_record_then_info_energy_export_import(capsys, recorded: Path, tmp_path: Path):
-    code, out, _ = run_cli(capsys, "trace", "info", str(recorded), "--json")
+def test_record_then_info_energy_export_import(cli, recorded: Path, tmp_path: Path):
+    code, out, _ = cli("trace", "info", str(recorded), "--json")
     info = json.loads(out)
     assert code == 0
     assert set(info) >= {"samples", "duration_s", "rate_hz", "channels", "gaps", "events"}
     assert info["samples"] > 1000 and 800 < info["rate_hz"] <= 1010
     assert info["channels"][0] == "power_w" and info["closed_cleanly"]
-    code, out, _ = run_cli(capsys, "trace", "energy", str(recorded), "--start", "0.25", "--end", "1.25", "--json")
+    code, out, _ = cli("trace", "energy", str(recorded), "--start", "0.25", "--end", "1.25", "--json")
     figures = json.loads(out)
     assert code == 0
     assert figures["energy_j"] == pytest.approx(3.5, rel=0.03)  # square 1/6 W, duty 0.5
     assert figures["peak_power_w"] == pytest.approx(6.0, abs=0.02)
     assert set(figures) >= {"energy_j", "peak_power_w", "mean_power_w", "coverage", "warnings"}
-    code, out, _ = run_cli(capsys, "trace", "energy", str(recorded), "--start", "0.25", "--end", "1.25", "--baseline-w", "1", "--json")
+    code, out, _ = cli("trace", "energy", str(recorded), "--start", "0.25", "--end", "1.25", "--baseline-w", "1", "--json")
     assert json.loads(out)["energy_j"] == pytest.approx(figures["energy_j"] - 1.0, rel=1e-3)
     csv_path = tmp_path / "out.csv"
-    assert run_cli(capsys, "trace", "export", str(recorded), "--csv", str(csv_path))[0] == 0
+    assert cli("trace", "export", str(recorded), "--csv", str(csv_path))[0] == 0
     assert csv_path.read_text().startswith("t_s,power_w,bus_v,shunt_v,current_a\n")
     back = tmp_path / "back.ettrace"
-    code, out, _ = run_cli(capsys, "trace", "import", str(csv_path), "--out", str(back), "--json")
+    code, out, _ = cli("trace", "import", str(csv_path), "--out", str(back), "--json")
     assert code == 0 and json.loads(out)["samples"] == info["samples"]
 
 
-def test_import_published_a100_json(capsys, shared_published: Path, tmp_path: Path):
+def test_import_published_a100_json(cli, shared_published: Path, tmp_path: Path):
     out_path = tmp_path / "a100.ettrace"
     source = shared_published / "traces" / "a100_bert_tiny_sst2_nvidia_smi.json"
-    code, out, _ = run_cli(capsys, "trace", "import", str(source), "--out", str(out_path), "--json")
+    code, out, _ = cli("trace", "import", str(source), "--out", str(out_path), "--json")
     assert code == 0 and json.loads(out)["samples"] == 105
-    code, out, _ = run_cli(capsys, "trace", "energy", str(out_path), "--start", "0", "--end", "14.85", "--json")
+    code, out, _ = cli("trace", "energy", str(out_path), "--start", "0", "--end", "14.85", "--json")
     figures = json.loads(out)
     assert 35.6 < figures["mean_power_w"] < 40.7
     assert figures["peak_power_w"] == pytest.approx(40.61)
@@ -87,8 +81,8 @@ def test_import_published_a100_json(capsys, shared_published: Path, tmp_path: Pa
         (lambda t, r: ["sensor", "daemon", "--config", str(t / "none.toml")], "file not found"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(capsys, recorded, tmp_path, make_args, fragment):
-    code, out, err = run_cli(capsys, *make_args(tmp_path, recorded))
+def test_bad_input_exits_2_with_one_line(cli, recorded, tmp_path, make_args, fragment):
+    code, out, err = cli(*make_args(tmp_path, recorded))
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

@@ -11,16 +11,8 @@ from pathlib import Path
 import pytest
 
 from codesign.published import published_root
-from firmware_host.cli import main
 
 BERT_TINY = {"l": 2, "o": [["sa_sdp_64", "sa_sdp_64"], ["sa_sdp_64", "sa_sdp_64"]], "h": [128, 128], "f": [[512], [512]]}
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def write_json(path: Path, data) -> str:
@@ -28,8 +20,8 @@ def write_json(path: Path, data) -> str:
     return str(path)
 
 
-def test_stats_json(capsys):
-    code, out, _ = run_cli(capsys, "space", "stats", "--json")
+def test_stats_json(cli):
+    code, out, _ = cli("space", "stats", "--json")
     data = json.loads(out)
     assert code == 0
     assert data["feed_forward_op_types"] == 258
@@ -39,43 +31,43 @@ def test_stats_json(capsys):
 
 
 @pytest.mark.parametrize("method", ["sobol", "lhs", "halton", "hammersly", "random"])
-def test_sample_json_is_a_list_of_valid_model_dicts(capsys, tmp_path, method):
-    code, out, _ = run_cli(capsys, "space", "sample", "--method", method, "-n", "6", "--seed", "3", "--json")
+def test_sample_json_is_a_list_of_valid_model_dicts(cli, tmp_path, method):
+    code, out, _ = cli("space", "sample", "--method", method, "-n", "6", "--seed", "3", "--json")
     assert code == 0
     models = json.loads(out)
     assert len(models) == 6
-    code, out, _ = run_cli(capsys, "space", "validate", write_json(tmp_path / "m.json", models), "--json")
+    code, out, _ = cli("space", "validate", write_json(tmp_path / "m.json", models), "--json")
     assert code == 0 and json.loads(out)["valid"] == 6
-    code, again, _ = run_cli(capsys, "space", "sample", "--method", method, "-n", "6", "--seed", "3", "--json")
+    code, again, _ = cli("space", "sample", "--method", method, "-n", "6", "--seed", "3", "--json")
     assert json.loads(again) == models
 
 
-def test_sample_writes_out_file_and_prints_a_table(capsys, tmp_path):
+def test_sample_writes_out_file_and_prints_a_table(cli, tmp_path):
     target = tmp_path / "samples.json"
-    code, out, _ = run_cli(capsys, "space", "sample", "-n", "4", "--out", str(target))
+    code, out, _ = cli("space", "sample", "-n", "4", "--out", str(target))
     assert code == 0
     assert "category" in out
     assert len(json.loads(target.read_text())) == 4
     assert [p.name for p in tmp_path.iterdir()] == ["samples.json"]
 
 
-def test_embed_and_decode_round_trip(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "space", "embed", write_json(tmp_path / "tiny.json", BERT_TINY), "--json")
+def test_embed_and_decode_round_trip(cli, tmp_path):
+    code, out, _ = cli("space", "embed", write_json(tmp_path / "tiny.json", BERT_TINY), "--json")
     vector = json.loads(out)
     assert code == 0 and len(vector) == 37 and all(isinstance(v, int) for v in vector)
-    code, out, _ = run_cli(capsys, "space", "decode", json.dumps(vector), "--json")
+    code, out, _ = cli("space", "decode", json.dumps(vector), "--json")
     assert code == 0 and json.loads(out) == BERT_TINY
-    code, out, _ = run_cli(capsys, "space", "decode", json.dumps(vector))
+    code, out, _ = cli("space", "decode", json.dumps(vector))
     assert code == 0 and "sa_sdp_64" in out
 
 
-def test_embed_a_list(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "space", "embed", write_json(tmp_path / "two.json", [BERT_TINY, BERT_TINY]), "--json")
+def test_embed_a_list(cli, tmp_path):
+    code, out, _ = cli("space", "embed", write_json(tmp_path / "two.json", [BERT_TINY, BERT_TINY]), "--json")
     assert code == 0 and len(json.loads(out)) == 2
 
 
-def test_diversity_json(capsys):
-    code, out, _ = run_cli(capsys, "space", "diversity", "-n", "32", "--seed", "1", "--json")
+def test_diversity_json(cli):
+    code, out, _ = cli("space", "diversity", "-n", "32", "--seed", "1", "--json")
     report = json.loads(out)
     assert code == 0
     assert set(report["methods"]) == {"sobol", "lhs", "halton", "hammersly", "random"}
@@ -84,20 +76,20 @@ def test_diversity_json(capsys):
         assert sum(row["categories"].values()) == 32
 
 
-def test_validate_a_published_dataset_checks_stored_embeddings(capsys):
+def test_validate_a_published_dataset_checks_stored_embeddings(cli):
     path = published_root() / "protran" / "cpu_rpi_b1_r1" / "dataset.json"
-    code, out, _ = run_cli(capsys, "space", "validate", str(path), "--json")
+    code, out, _ = cli("space", "validate", str(path), "--json")
     assert code == 0
     assert json.loads(out) == {"valid": 65, "embeddings_checked": 65}
 
 
-def test_validate_single_model(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "space", "validate", write_json(tmp_path / "m.json", BERT_TINY))
+def test_validate_single_model(cli, tmp_path):
+    code, out, _ = cli("space", "validate", write_json(tmp_path / "m.json", BERT_TINY))
     assert code == 0 and out.strip() == "1 valid architecture"
 
 
-def test_published_list_json(capsys):
-    code, out, _ = run_cli(capsys, "published", "list", "--json")
+def test_published_list_json(cli):
+    code, out, _ = cli("published", "list", "--json")
     data = json.loads(out)
     assert code == 0
     assert len(data["devices"]) == 7 and data["glue_architectures"] == 16
@@ -131,8 +123,8 @@ def _bad(tmp_path: Path, name: str, data) -> str:
         (lambda t: ["space", "nosuch"], "No such command 'nosuch'"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(capsys, tmp_path, make_args, fragment):
-    code, out, err = run_cli(capsys, *make_args(tmp_path))
+def test_bad_input_exits_2_with_one_line(cli, tmp_path, make_args, fragment):
+    code, out, err = cli(*make_args(tmp_path))
     assert code == 2
     assert out == ""
     lines = err.strip().splitlines()
@@ -141,9 +133,9 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, make_args, fragment):
     assert "Traceback" not in err
 
 
-def test_sample_to_missing_directory_leaves_no_file(capsys, tmp_path):
+def test_sample_to_missing_directory_leaves_no_file(cli, tmp_path):
     target = tmp_path / "nowhere" / "samples.json"
-    code, _, err = run_cli(capsys, "space", "sample", "-n", "2", "--out", str(target))
+    code, _, err = cli("space", "sample", "-n", "2", "--out", str(target))
     assert code == 2 and "does not exist" in err
     assert not target.exists()
 
@@ -162,8 +154,8 @@ def test_installed_console_script_reports_exit_2_without_traceback(tmp_path):
     assert ok.returncode == 0 and json.loads(ok.stdout)["attention_op_types"] == 21805
 
 
-def test_help_exits_0(capsys):
-    code, out, _ = run_cli(capsys, "--help")
+def test_help_exits_0(cli):
+    code, out, _ = cli("--help")
     assert code == 0 and "space" in out
-    code, out, _ = run_cli(capsys)
+    code, out, _ = cli()
     assert code == 0 and out.count("Usage: edgetran") == 1

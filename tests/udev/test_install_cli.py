@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import stat
-from pathlib import Path
 
 import pytest
 
 import udev.cli
-from firmware_host.cli import main
 from udev.install import RecordingHost, install, shipped_rules, trigger_command
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
@@ -25,8 +17,8 @@ def recording(monkeypatch) -> RecordingHost:
     return host
 
 
-def test_install_writes_rules_creates_group_and_reloads(capsys, recording, tmp_path):
-    code, out, err = run_cli(capsys, "udev", "install", "--rules-dir", str(tmp_path))
+def test_install_writes_rules_creates_group_and_reloads(cli, recording, tmp_path):
+    code, out, err = cli("udev", "install", "--rules-dir", str(tmp_path))
     assert (code, err) == (0, "")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(shipped_rules())  # no temporary files left
     for name, text in shipped_rules().items():
@@ -41,12 +33,12 @@ def test_install_writes_rules_creates_group_and_reloads(capsys, recording, tmp_p
     assert f"write: {tmp_path / '60-edgetran-npu.rules'}" in out and "usermod -aG edgetran" in out
 
 
-def test_install_for_another_group_and_again_is_idempotent(capsys, recording, tmp_path):
+def test_install_for_another_group_and_again_is_idempotent(cli, recording, tmp_path):
     recording.groups.add("bench")
-    assert run_cli(capsys, "udev", "install", "--rules-dir", str(tmp_path), "--group", "bench")[0] == 0
+    assert cli("udev", "install", "--rules-dir", str(tmp_path), "--group", "bench")[0] == 0
     assert 'GROUP="bench"' in (tmp_path / "60-edgetran-npu.rules").read_text()
     assert "chgrp bench /sys%p/energy_uj" in (tmp_path / "60-edgetran-power.rules").read_text()
-    code, out, _ = run_cli(capsys, "udev", "install", "--rules-dir", str(tmp_path), "--group", "bench")
+    code, out, _ = cli("udev", "install", "--rules-dir", str(tmp_path), "--group", "bench")
     assert code == 0 and out.count("is up to date") == 3 and "write:" not in out
     assert [c[0] for c in recording.commands] == ["udevadm", "udevadm"] * 2  # no groupadd: both groups exist
 
@@ -60,17 +52,17 @@ def test_dry_run_prints_the_same_actions_and_changes_nothing(capsys, tmp_path):
     assert [["run: " + " ".join(c)] for c in real.commands] == [[a] for a in actions if a.startswith("run: ")]
 
 
-def test_cli_dry_run_on_the_real_host_touches_nothing(capsys, tmp_path):
-    code, out, err = run_cli(capsys, "udev", "install", "--dry-run", "--rules-dir", str(tmp_path))
+def test_cli_dry_run_on_the_real_host_touches_nothing(cli, tmp_path):
+    code, out, err = cli("udev", "install", "--dry-run", "--rules-dir", str(tmp_path))
     assert (code, err) == (0, "") and list(tmp_path.iterdir()) == []
     assert out.startswith("dry run:") and "run: udevadm control --reload-rules" in out
     assert f"run: {' '.join(trigger_command())}" in out
 
 
-def test_non_root_install_is_refused_with_one_line(capsys, monkeypatch, tmp_path):
+def test_non_root_install_is_refused_with_one_line(cli, monkeypatch, tmp_path):
     host = RecordingHost(uid=1000)
     monkeypatch.setattr(udev.cli, "host", lambda: host)
-    code, out, err = run_cli(capsys, "udev", "install", "--rules-dir", str(tmp_path))
+    code, out, err = cli("udev", "install", "--rules-dir", str(tmp_path))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "sudo" in err and host.commands == [] and list(tmp_path.iterdir()) == []
 
@@ -82,12 +74,12 @@ def test_non_root_install_is_refused_with_one_line(capsys, monkeypatch, tmp_path
         (["--rules-dir", "/nonexistent/rules.d"], "is not a directory"),
     ],
 )
-def test_bad_input_exits_2(capsys, recording, args, fragment):
-    code, out, err = run_cli(capsys, "udev", "install", *args)
+def test_bad_input_exits_2(cli, recording, args, fragment):
+    code, out, err = cli("udev", "install", *args)
     assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err
 
 
-def test_failing_command_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
+def test_failing_command_is_one_line_exit_1(cli, monkeypatch, tmp_path):
     from udev.install import InstallError
 
     def fail(argv):
@@ -96,15 +88,15 @@ def test_failing_command_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
     host = RecordingHost(groups={"edgetran", "i2c"})
     host.run = fail
     monkeypatch.setattr(udev.cli, "host", lambda: host)
-    code, _, err = run_cli(capsys, "udev", "install", "--rules-dir", str(tmp_path))
+    code, _, err = cli("udev", "install", "--rules-dir", str(tmp_path))
     assert code == 1 and err.strip() == "edgetran udev install: error: udevadm control --reload-rules failed (exit 1): Failed to send reload request"
 
 
-def test_show_prints_every_file_or_one(capsys):
-    code, out, _ = run_cli(capsys, "udev", "show")
+def test_show_prints_every_file_or_one(cli):
+    code, out, _ = cli("udev", "show")
     assert code == 0 and all(f"# ==> {name} <==" in out for name in shipped_rules())
     assert 'ATTR{idVendor}!="03e7"' in out
-    code, out, _ = run_cli(capsys, "udev", "show", "60-edgetran-i2c.rules", "--group", "bench")
+    code, out, _ = cli("udev", "show", "60-edgetran-i2c.rules", "--group", "bench")
     assert code == 0 and out == shipped_rules()["60-edgetran-i2c.rules"].replace("g:edgetran:", "g:bench:")
-    code, _, err = run_cli(capsys, "udev", "show", "70-nope.rules")
+    code, _, err = cli("udev", "show", "70-nope.rules")
     assert code == 2 and "no rules file '70-nope.rules'" in err
