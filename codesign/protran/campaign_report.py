@@ -14,10 +14,11 @@ with the published-pool report (:mod:`codesign.protran.report`):
   campaign's regressor against what the campaign measured (the queried set: like the
   validation MSE, pessimistic for the pool at large, since queries chase uncertainty).
 * ``fig13_contours_<device>.png``: the surrogate fitted on every campaign measurement,
-  predicted over up to ``CONTOUR_SAMPLES`` architectures sampled with the campaign pool's
-  own GFLOP cap (predicting the whole design space from models under the cap would be
-  extrapolation), the measured architectures as points; skipped when they do not span
-  both depth and width.
+  predicted over the candidate pool and up to ``CONTOUR_SAMPLES`` more architectures
+  sampled with the pool's own GFLOP cap (predicting the whole design space from models
+  under the cap would be extrapolation), the measured architectures as points; skipped
+  when they do not span both depth and width. Under a low cap the depth axis has few
+  values (2 and 4 layers at 2 GFLOP/seq): the band between them is interpolation.
 * ``fig14_pareto.png``: predicted GLUE score against each predicted measure over the
   campaign's candidate pool (same trust filter as the published report).
 * ``campaign_measurements_<device>.png``: every measurement against GFLOP per sequence,
@@ -179,11 +180,8 @@ def _emulated(campaign: LiveCampaign) -> bool:
 
 
 def _contour_samples(campaign: LiveCampaign, seed: int) -> list[Architecture]:
-    """Architectures for the contours: up to ``CONTOUR_SAMPLES`` of ``CONTOUR_DRAW`` samples within the pool's cap.
-
-    One seeded draw (no top-up rounds, so a report stays quick); with fewer than
-    ``len(candidates)`` within the cap, the campaign's candidate pool is used instead.
-    """
+    """Architectures for the contours: the candidate pool plus up to ``CONTOUR_SAMPLES`` of ``CONTOUR_DRAW``
+    design-space samples within the pool's cap (one seeded draw, no top-up rounds, so a report stays quick)."""
     from codesign.sampling import sample_architectures
 
     record = campaign.pool_record
@@ -191,7 +189,13 @@ def _contour_samples(campaign: LiveCampaign, seed: int) -> list[Architecture]:
     drawn = sample_architectures(record.get("sampler", "sobol"), CONTOUR_DRAW, seed + 1)
     context = campaign.measured.context
     fitting = [a for a in drawn if cap is None or total_workload(a, context)["total_gflop"] <= cap][:CONTOUR_SAMPLES]
-    return fitting if len(fitting) >= len(campaign.candidates) else list(campaign.candidates)
+    chosen, seen = [], set()
+    for arch in [*campaign.candidates, *fitting]:
+        key = architecture_key(arch)
+        if key not in seen:
+            seen.add(key)
+            chosen.append(arch)
+    return chosen
 
 
 def _has_area(archs: list[Architecture]) -> bool:
@@ -445,5 +449,19 @@ def campaign_markdown(summary: dict) -> str:
         span = "-" if p["cost_range"] is None else f"{p['cost_range'][0]:.4g} to {p['cost_range'][1]:.4g}"
         lines.append(f"| {MEASURE_SHORT[measure]} | {p['points']} | {p['excluded_untrusted']} of {p['candidates']} | {span} |")
     lines += ["", "## Figures", ""]
-    lines += [f"- `{name}`" for name in summary["files"] if name.endswith(".png")]
+    lines += [f"- `{name}`: {_figure_note(name)}" for name in summary["files"] if name.endswith(".png")]
     return "\n".join(lines) + "\n"
+
+
+FIGURE_NOTES = {
+    "fig7_": "the campaign's validation MSE per fit (stored history), threshold dashed; no never-queried curve (no truth)",
+    "fig8_": "out-of-fold predictions of the measured architectures against the measurements, +-10% band shaded",
+    "fig13_": "surrogate fitted on every measurement, predicted over the candidate pool and more capped samples; "
+    "measured architectures as points (depth values between those sampled are interpolated)",
+    "fig14_": "predicted GLUE score against each predicted measure over the candidate pool (Pareto frontiers)",
+    "campaign_measurements_": "every measurement against GFLOP/seq, by query reason, min-max over repeats",
+}
+
+
+def _figure_note(name: str) -> str:
+    return next((note for prefix, note in FIGURE_NOTES.items() if name.startswith(prefix)), "")

@@ -179,13 +179,21 @@ def run_command(
                     Path(f"{store}{suffix}").unlink(missing_ok=True)
             raise
         truth = None
+    from codesign.protran.evaluators import EvaluatorError
+
     counted = _CountingEvaluator(evaluator)
     try:
         with protran_errors():
-            if as_json:
-                result = run_campaign(counted, pool, config, campaign_store, truth=truth)
-            else:
-                result = _run_with_progress(counted, pool, config, campaign_store, truth, phase if live else None)
+            try:
+                if as_json:
+                    result = run_campaign(counted, pool, config, campaign_store, truth=truth)
+                else:
+                    result = _run_with_progress(counted, pool, config, campaign_store, truth, phase if live else None)
+            except EvaluatorError as error:
+                if live and campaign_store is not None:  # every finished measurement is committed: say how to go on
+                    stored = len(campaign_store.evaluations())
+                    raise EvaluatorError(f"{error}; {stored} evaluation(s) are stored in {store}: the same command resumes") from None
+                raise
     finally:
         if campaign_store is not None:
             campaign_store.close()
@@ -296,7 +304,7 @@ def _run_with_progress(evaluator, pool, config, store, truth, phase=None):
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
     ) as bar:
-        task = bar.add_task(label, total=total)
+        task = bar.add_task(label, total=total, completed=state["done"])
 
         def describe(extra: str = "") -> str:
             parts = [label, state["mse"], extra]

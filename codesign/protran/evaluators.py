@@ -193,6 +193,7 @@ DEFAULT_POOL_MAX_GFLOP = 2.0  # GFLOP per sequence at the device's sequence leng
 DEFAULT_POOL_SAMPLER = "sobol"
 POOL_FIRST_DRAW = 512  # design-space samples of the first round; each further round doubles
 POOL_DRAW_LIMIT = 16384  # the most samples drawn before giving up on the cap
+MAX_POOL_SIZE = 4096  # candidates of one pool at most (the loop featurizes and predicts all of them every fit)
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,8 @@ class PoolSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 2:
-            raise EvaluatorError(f"pool size must be an integer of at least 2, got {self.size!r}")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or not 2 <= self.size <= MAX_POOL_SIZE:
+            raise EvaluatorError(f"pool size must be an integer from 2 to {MAX_POOL_SIZE}, got {self.size!r}")
         if self.max_gflop is not None and not (isinstance(self.max_gflop, (int, float)) and self.max_gflop > 0):
             raise EvaluatorError(f"pool GFLOP cap must be a positive number, got {self.max_gflop!r}")
 
@@ -224,7 +225,7 @@ def sample_candidate_pool(spec: PoolSpec, context: WorkloadContext, space: Any =
 
     if spec.sampler not in METHODS:
         raise EvaluatorError(f"unknown pool sampler {spec.sampler!r} (choose from {', '.join(METHODS)})")
-    draw = max(POOL_FIRST_DRAW, 2 * spec.size)
+    draw = min(max(POOL_FIRST_DRAW, 2 * spec.size), POOL_DRAW_LIMIT)
     while True:
         drawn = sample_architectures(spec.sampler, draw, spec.seed, space)
         if spec.max_gflop is None:

@@ -205,7 +205,7 @@ def plot_contours(
         norm = LogNorm(vmin=positive.min(), vmax=positive.max())
         levels = np.geomspace(positive.min(), positive.max(), 14)
         contour = ax.tricontourf(cw, cd, np.maximum(cell_mean[:, i], positive.min()), levels=levels, norm=norm, cmap="viridis")
-        ax.scatter(pw, pd, c=measured[:, i], norm=norm, cmap="viridis", edgecolors="white", linewidths=0.6, s=28)
+        ax.scatter(pw, pd, c=measured[:, i], norm=norm, cmap="viridis", edgecolors="white", linewidths=0.6, s=28, clip_on=False, zorder=3)
         bar = fig.colorbar(contour, ax=ax, label=MEASURE_LABELS[measure], ticks=levels[::3])
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
         bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
@@ -239,10 +239,13 @@ def plot_pareto(frontiers: dict, path: Path, glue_note: str) -> None:
     colours = plt.get_cmap("tab10")
     for i, measure in enumerate(MEASURES):
         ax = axes[i]
+        costs = []
         for k, (device, data) in enumerate(frontiers.items()):
             cost, glue = data[measure]["cost"], data[measure]["glue"]
             ax.step(cost, glue, where="post", color=colours(k), marker="o", markersize=3, label=device)
-        ax.set_xscale("log")
+            costs.extend(np.asarray(cost).tolist())
+        if costs and max(costs) > LOG_AXES_ABOVE_RATIO * min(costs):  # linear axes for a narrow range (one live board)
+            ax.set_xscale("log")
         ax.set_xlabel(f"predicted {MEASURE_LABELS[measure]}")
         ax.set_ylabel("predicted GLUE score")
         ax.set_title(MEASURE_SHORT[measure])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from codesign.protran.evaluators import PublishedPoolEvaluator
+from codesign.protran.features import FEATURE_SETS
 from firmware_host.cli import main
 
 SMALL_DEVICE = "published:npu_ncs_b1_r1"  # 17 published architectures
@@ -80,7 +81,7 @@ def test_compare_json_holds_both_feature_sets_and_curves(capsys):
     report = json.loads(out)
     assert set(report["regressors"]) == {"lr", "dt"}
     for entry in report["regressors"].values():
-        assert set(entry["holdout"]) == {"embedding", "workload"}
+        assert set(entry["holdout"]) == set(FEATURE_SETS)
         for holdout in entry["holdout"].values():
             assert holdout["architectures"] == 17
             assert set(holdout["coverage"]["latency_s"]) == {"within_1sigma", "within_2sigma"}
@@ -113,8 +114,7 @@ def test_report_writes_figures_and_summary(capsys, tmp_path):
         (["protran", "run", "--device", "rig:virtual-rpi4", "--rig", "missing.toml"], "--rig missing.toml: file not found"),
         (["protran", "run", "--device", "rig:"], "name the rig device after the colon"),
         (["protran", "run", "--device", RPI, "--runs", "3"], "--runs: only for live devices (rig:<board>)"),
-        (["protran", "run", "--device", "rig:virtual-rpi4", "--pool-size", "8", "--pool-max-gflop", "0.0001"],
-         "only 0 of 16384 sampled architectures cost at most 0.0001 GFLOP/seq"),
+        (["protran", "run", "--device", "rig:virtual-rpi4", "--pool-size", "5000"], "pool size must be an integer from 2 to 4096"),
         (["protran", "predict", "x.json", "--device", "rig:jetson"], "predict on rig:jetson needs --model"),
         (["protran", "compare", "--device", "rig:virtual-rpi4"], "compare needs published measurements; rig:virtual-rpi4 is a live device"),
         (["protran", "report", "--device", "jetson", "--out", "r"], "device 'jetson': expected one of published:<device>, rig:<name>"),
@@ -151,3 +151,62 @@ def test_report_into_a_missing_parent_writes_nothing(capsys, tmp_path):
     code, _, err = run_cli(capsys, "protran", "report", "--device", SMALL_DEVICE, "--out", str(tmp_path / "a" / "b"))
     assert code == 2 and "does not exist" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _test_rig(tmp_path: Path) -> Path:
+    rig_file = tmp_path / "rig.toml"
+    rig_file.write_text(
+        f'[host]\ntraces = "{tmp_path}/traces"\n[[boards]]\nname = "vpi"\nhost = "virtual"\nseq_len = 16\n'
+        '[[sensors]]\nname = "vpi-supply"\nkind = "virtual-board"\nmeasures = "vpi"\n'
+    )
+    return rig_file
+
+
+def test_live_campaign_on_the_virtual_rig_persists_resumes_and_reports(capsys, tmp_path, monkeypatch):
+    """A very short live campaign: 3 real measurements, a resume that measures nothing, a report from the file."""
+    monkeypatch.setenv("EDGETRAN_ARTIFACTS", str(tmp_path / "artifacts"))
+    rig_file, store = _test_rig(tmp_path), tmp_path / "live.sqlite"
+    args = [
+        "protran", "run", "--device", "rig:vpi", "--rig", str(rig_file), "--store", str(store), "--budget", "3", "--initial", "2",
+        "--pool-size", "6", "--pool-max-gflop", "0.1", "--runs", "5", "--repeats", "1", "--regressor", "lr", "--json",
+    ]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["samples"] == 3 and first["evaluations_this_run"] == 3 and first["resumed"] is False
+    assert first["stop_reason"] == "budget" and first["never_queried"] is None  # no truth for a live device
+    assert first["live"]["emulated"] is True and first["live"]["board"] == "vpi" and first["live"]["sequence_length"] == 16
+    assert first["live"]["pool"]["candidates"] == 6 and first["live"]["pool"]["from_store"] is False
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["resumed"] is True and again["evaluations_this_run"] == 0 and again["live"]["pool"]["from_store"] is True
+    assert again["queried"] == first["queried"] and again["history"] == first["history"]
+    code, _, err = run_cli(capsys, *[a if a != "0.1" else "0.2" for a in args])
+    assert code == 2 and "candidate pool was sampled with max_gflop=0.1, not 0.2" in err
+
+    from codesign.protran.campaign_store import CampaignStore
+
+    with CampaignStore(store) as campaign:
+        stored = campaign.evaluations()
+        pool = campaign.state()["pool"]
+    assert [e.reason for e in stored] == ["initial", "initial", "uncertainty"]
+    assert all(e.measurement["extra"]["emulated"] and e.measurement["source"] == "rig" for e in stored)
+    assert {e.arch_key for e in stored} <= set(pool["keys"]) and len(pool["architectures"]) == 6
+
+    out_dir = tmp_path / "report"
+    code, out, err = run_cli(
+        capsys, "protran", "report", "--device", "rig:vpi", "--store", str(store), "--out", str(out_dir),
+        "--glue-regressor", "lr", "--glue-splits", "3", "--json",
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["kind"] == "live campaign" and summary["measured"] == 3 and summary["emulated"] is True
+    assert "fig7_validation_mse_vpi.png" in summary["files"] and "campaign_measurements_vpi.png" in summary["files"]
+    assert any("never-queried" in s for s in summary["skipped"]) and any("Fig. 8" in s for s in summary["skipped"])
+    for name in summary["files"]:
+        if name.endswith(".png"):
+            assert (out_dir / name).read_bytes()[:8] == PNG_MAGIC
+    assert "EMULATED" in (out_dir / "summary.md").read_text()
+    code, _, err = run_cli(capsys, "protran", "report", "--device", "rig:other", "--store", str(store), "--out", str(tmp_path / "r2"))
+    assert code == 2 and "a campaign of device 'vpi', not 'other'" in err and not (tmp_path / "r2").exists()
