@@ -169,6 +169,7 @@ class SamplingDaemon:
         self._server: socketserver.ThreadingTCPServer | None = None
         self._server_thread: threading.Thread | None = None
         self._events_lock = threading.Lock()
+        self._writer_lock = threading.Lock()  # the sampling thread appends and flushes while callers add events
         self.record_path = Path(record_path) if record_path else None
         self.writer: TraceWriter | None = None
         self.started_at: float | None = None
@@ -254,7 +255,8 @@ class SamplingDaemon:
                 stats.missed_ticks += skipped
                 next_tick += skipped * interval
             if self.writer is not None and self.clock() - self.writer._last_flush >= self.writer.flush_interval_s:
-                self.writer.flush()
+                with self._writer_lock:
+                    self.writer.flush()
 
     def _sample(self, index: int, sensor: Sensor) -> None:
         sample = None
@@ -286,7 +288,8 @@ class SamplingDaemon:
             t += self.clock() - time.monotonic()
         self.rings[index].append(t, row)
         if self.writer is not None:
-            self.writer.append(name, t, row)
+            with self._writer_lock:
+                self.writer.append(name, t, row)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -296,7 +299,8 @@ class SamplingDaemon:
         with self._events_lock:
             self.events.append(event)
             if self.writer is not None:
-                self.writer.event(event.t, kind, label, **extra)
+                with self._writer_lock:
+                    self.writer.event(event.t, kind, label, **extra)
         return event
 
     def sensor_index(self, name: str | None) -> int:
