@@ -13,6 +13,24 @@ for the device's sequence length and batch:
 * totals and shape summaries: FLOPs, parameters, bytes, layers, median hidden size,
   total heads.
 
+The ``compact`` feature set drops the index embedding and the per-layer slots and keeps
+the per-operation-type and total rows, plus **shape features** that a sum hides: the
+largest layer's FLOPs, bytes and parameters and its arithmetic intensity (FLOP per
+byte), the whole model's intensity, the largest, mean and smallest hidden size, the
+widest and mean feed-forward width and the number of feed-forward layers, the most and
+mean heads per layer, the number of dense (linear) layers a forward pass runs, the
+head count of each operation type, and the logarithms of total FLOPs, bytes and
+parameters. Peak power follows the most intense kernel rather than the sum of the work,
+and an isotropic kernel (the GP's) weighs every column alike, so 73 index and per-layer
+columns that carry little signal blur its distances. Held-out (5-fold over each whole
+published pool, GP), ``compact`` against ``workload``: M1 GPU peak power 0.0055 vs
+0.0098, energy 0.0014 vs 0.0019, latency 0.0020 vs 0.0027; M1 CPU peak power 0.0022 vs
+0.0029; every other measure of the five pools with 60 or more models within 0.0005
+(RPi and Jetson CPU peak power 0.0005 worse). On the 18-model Jetson GPU pool it is
+worse (latency 0.058 vs 0.051). Fitting log targets (worse on most pools), Matern or
+grouped-ARD kernels, and other sequence lengths (16 to 256 tokens) moved none of the
+numbers that decide convergence by more than about 10%.
+
 Counting rules (stated, since runtimes differ):
 
 * FLOPs are 2 x multiply-accumulates of the dense form of every operation, as the
@@ -49,7 +67,7 @@ from codesign.architecture import Architecture
 from codesign.design_space import DesignSpace, default_space
 from codesign.embedding import embed
 
-FEATURE_SETS = ("embedding", "workload")
+FEATURE_SETS = ("embedding", "workload", "compact")
 DEFAULT_SEQUENCE_LENGTH = 128  # tokens per sequence (the authors' max_seq_length for SST-2)
 BYTES_PER_VALUE = 4  # fp32 activations and weights
 VOCAB_SIZE = 30522  # BERT's uncased WordPiece vocabulary (tokens)
@@ -62,8 +80,27 @@ GIGA = 1e9
 MEGA = 1e6
 OPERATION_TYPES = ("sa_sdp", "sa_wma", "l_dft", "l_dct", "c_5", "c_9", "c_13", "feed_forward", "dense_other")
 CONVOLUTION_KERNELS = {"c_5": 5, "c_9": 9, "c_13": 13}  # kernel width in tokens
+HEAD_OPERATIONS = OPERATION_TYPES[:7]
+SUMMARY_FEATURES = ("total_gflop", "total_mparams", "total_mbytes", "layers", "median_hidden", "total_heads")
 # Whole-model quantities that latency and energy grow with roughly linearly (the GP's linear kernel part).
-LINEAR_FEATURES = ("total_gflop", "total_mparams", "total_mbytes", "layers", "median_hidden", "total_heads")
+LINEAR_FEATURES = SUMMARY_FEATURES
+SHAPE_FEATURES = (  # units: GFLOP, MB, millions of parameters, FLOP per byte, hidden units, counts
+    "max_layer_gflop",
+    "max_layer_mbytes",
+    "max_layer_mparams",
+    "max_layer_flop_per_byte",
+    "flop_per_byte",
+    "max_hidden",
+    "mean_hidden",
+    "min_hidden",
+    "max_ff_width",
+    "mean_ff_width",
+    "ff_layers",
+    "max_heads",
+    "mean_heads",
+    "linear_layers",
+)
+LOG_FEATURES = ("log_total_gflop", "log_total_mbytes", "log_total_mparams")
 
 
 class FeatureError(ValueError):
@@ -189,52 +226,143 @@ def workload_names(space: DesignSpace | None = None) -> list[str]:
     names = []
     for j in range(space.max_layers):
         names += [f"layer{j}_gflop", f"layer{j}_mparams", f"layer{j}_mbytes"]
+    return names + _operation_names() + list(SUMMARY_FEATURES)
+
+
+def _operation_names() -> list[str]:
+    names = []
     for op in OPERATION_TYPES:
         names += [f"{op}_gflop", f"{op}_mparams", f"{op}_mbytes"]
-    names += ["total_gflop", "total_mparams", "total_mbytes", "layers", "median_hidden", "total_heads"]
     return names
 
 
-def workload_vector(arch: Architecture, context: WorkloadContext, space: DesignSpace | None = None) -> np.ndarray:
-    """The workload features of one architecture (see :func:`workload_names`)."""
-    space = space or default_space()
-    per_layer = np.zeros((space.max_layers, 3))
+def shape_names() -> list[str]:
+    """Names of the shape features of the ``compact`` set, in vector order."""
+    return list(SHAPE_FEATURES) + [f"heads_{op}" for op in HEAD_OPERATIONS] + list(LOG_FEATURES)
+
+
+def compact_names() -> list[str]:
+    """Names of the ``compact`` feature set: per-operation-type rows, totals, shape features."""
+    return _operation_names() + list(SUMMARY_FEATURES) + shape_names()
+
+
+@dataclass
+class _Workload:
+    """Costs of one architecture: per layer, per operation type, and the total (per sequence)."""
+
+    layers: list[_Cost]
+    operations: dict[str, _Cost]
+    total: _Cost
+
+
+def _workload(arch: Architecture, context: WorkloadContext) -> _Workload:
     per_op = {name: _Cost() for name in OPERATION_TYPES}
+    per_layer = []
     total = _Cost()
     for j in range(arch.layers):
         layer_total = _Cost()
         for name, cost in layer_costs(arch, j, context).items():
             per_op[name].add(cost)
             layer_total.add(cost)
-        if j < space.max_layers:
-            per_layer[j] = (layer_total.flops / GIGA, layer_total.params / MEGA, layer_total.bytes / MEGA)
+        per_layer.append(layer_total)
         total.add(layer_total)
     embeddings = embedding_cost(arch, context)
     per_op["dense_other"].add(embeddings)
     total.add(embeddings)
-    op_rows = [(per_op[name].flops / GIGA, per_op[name].params / MEGA, per_op[name].bytes / MEGA) for name in OPERATION_TYPES]
+    return _Workload(per_layer, per_op, total)
+
+
+def _operation_and_summary(arch: Architecture, work: _Workload) -> np.ndarray:
+    op_rows = [(work.operations[name].flops / GIGA, work.operations[name].params / MEGA, work.operations[name].bytes / MEGA) for name in OPERATION_TYPES]
     summary = [
-        total.flops / GIGA,
-        total.params / MEGA,
-        total.bytes / MEGA,
+        work.total.flops / GIGA,
+        work.total.params / MEGA,
+        work.total.bytes / MEGA,
         float(arch.layers),
         float(statistics.median(arch.hidden)),
         float(sum(arch.heads_per_layer)),
     ]
-    return np.concatenate([per_layer.ravel(), np.array(op_rows).ravel(), summary])
+    return np.concatenate([np.array(op_rows).ravel(), summary])
+
+
+def workload_vector(arch: Architecture, context: WorkloadContext, space: DesignSpace | None = None) -> np.ndarray:
+    """The workload features of one architecture (see :func:`workload_names`)."""
+    space = space or default_space()
+    work = _workload(arch, context)
+    per_layer = np.zeros((space.max_layers, 3))
+    for j, cost in enumerate(work.layers[: space.max_layers]):
+        per_layer[j] = (cost.flops / GIGA, cost.params / MEGA, cost.bytes / MEGA)
+    return np.concatenate([per_layer.ravel(), _operation_and_summary(arch, work)])
+
+
+def linear_layer_count(arch: Architecture) -> int:
+    """Dense (linear) layers one forward pass runs: head projections, output and inter-layer projections, feed-forward."""
+    count = 0
+    for j in range(arch.layers):
+        for head in arch.heads[j]:
+            count += 1 if head.op in ("l_dft", "l_dct") else 3  # V only, or Q, K and V
+        count += 1  # output projection of the concatenated heads
+        if j + 1 < arch.layers and arch.hidden[j + 1] != arch.hidden[j]:
+            count += 1  # inter-layer projection
+        count += len(arch.feed_forward[j]) + 1
+    return count
+
+
+def shape_vector(arch: Architecture, context: WorkloadContext) -> np.ndarray:
+    """The shape features of one architecture (see :func:`shape_names`)."""
+    work = _workload(arch, context)
+    return _shape(arch, work)
+
+
+def _shape(arch: Architecture, work: _Workload) -> np.ndarray:
+    flops = np.array([cost.flops for cost in work.layers])
+    traffic = np.array([cost.bytes for cost in work.layers])
+    params = np.array([cost.params for cost in work.layers])
+    widths = [size for stack in arch.feed_forward for size in stack]
+    heads = np.array(arch.heads_per_layer, dtype=float)
+    counts = {op: 0 for op in HEAD_OPERATIONS}
+    for layer in arch.heads:
+        for head in layer:
+            counts[head.op] += 1
+    shape = [
+        flops.max() / GIGA,
+        traffic.max() / MEGA,
+        params.max() / MEGA,
+        float((flops / traffic).max()),
+        work.total.flops / work.total.bytes,
+        float(max(arch.hidden)),
+        float(np.mean(arch.hidden)),
+        float(min(arch.hidden)),
+        float(max(widths)),
+        float(np.mean(widths)),
+        float(len(widths)),
+        float(heads.max()),
+        float(heads.mean()),
+        float(linear_layer_count(arch)),
+    ]
+    logs = [np.log(work.total.flops / GIGA), np.log(work.total.bytes / MEGA), np.log(work.total.params / MEGA)]
+    return np.array(shape + [float(counts[op]) for op in HEAD_OPERATIONS] + logs)
+
+
+def compact_vector(arch: Architecture, context: WorkloadContext) -> np.ndarray:
+    """The ``compact`` features of one architecture (see :func:`compact_names`)."""
+    work = _workload(arch, context)
+    return np.concatenate([_operation_and_summary(arch, work), _shape(arch, work)])
 
 
 def feature_names(kind: str, space: DesignSpace | None = None) -> list[str]:
     """Column names of a feature set."""
     space = space or default_space()
     check_feature_set(kind)
+    if kind == "compact":
+        return compact_names()
     names = [f"e{i}" for i in range(space.embedding_dim)]
     return names + workload_names(space) if kind == "workload" else names
 
 
 def linear_feature_columns(kind: str, space: DesignSpace | None = None) -> list[int] | None:
-    """Columns of the whole-model totals in a ``workload`` matrix; None (all columns) for ``embedding``."""
-    if check_feature_set(kind) != "workload":
+    """Columns of the whole-model totals in a ``workload`` or ``compact`` matrix; None (all columns) for ``embedding``."""
+    if check_feature_set(kind) == "embedding":
         return None
     names = feature_names(kind, space)
     return [names.index(name) for name in LINEAR_FEATURES]
@@ -253,12 +381,15 @@ def featurize(
     context: WorkloadContext | None = None,
     space: DesignSpace | None = None,
 ) -> np.ndarray:
-    """Feature matrix ``(n, d)`` of architectures: the embedding, plus workload features for ``workload``."""
+    """Feature matrix ``(n, d)`` of architectures (see :data:`FEATURE_SETS`)."""
     space = space or default_space()
     context = context or WorkloadContext()
     check_feature_set(kind)
     rows = []
     for arch in archs:
+        if kind == "compact":
+            rows.append(compact_vector(arch, context))
+            continue
         row = embed(arch, space).astype(float)
         if kind == "workload":
             row = np.concatenate([row, workload_vector(arch, context, space)])

@@ -3,6 +3,15 @@
 Units are the paper's and the published data's: latency in seconds per sequence,
 energy in joules per sequence, peak power in watts (Sec. IV-B2: geometric means of
 repeated runs).
+
+The published batch-1 numbers are hard to read as single sequences: divided into the
+counted work at 128 tokens (:mod:`codesign.protran.features`) they imply a median of
+0.49 GFLOP/s on the Raspberry Pi, 0.74 on the Jetson Nano CPU, 0.37 on the NCS and 0.18
+on the Jetson Nano GPU (the M1 and A100 at batch 32 and 128: 15, 630 and 1,100 GFLOP/s),
+and the Pi's slowest model takes 67 s. They are probably totals over an evaluation set,
+or include fixed overheads. A constant factor leaves max-normalised errors unchanged and
+a fixed overhead is an intercept the surrogates fit, so the loop is unaffected; absolute
+per-sequence claims from these devices' numbers are not safe.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Workload features: FLOPs, parameters and bytes moved, per layer and per operation type."""
+"""Workload features: FLOPs, parameters and bytes moved, per layer and per operation type; the compact set."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from codesign.architecture import Architecture
 from codesign.protran.features import (
     FeatureError,
     WorkloadContext,
+    compact_names,
     feature_names,
     featurize,
     linear_feature_columns,
+    linear_layer_count,
+    shape_names,
     total_workload,
     workload_names,
 )
@@ -74,3 +77,50 @@ def test_embedding_features_are_the_embedding_and_bad_requests_are_named():
     with pytest.raises(FeatureError, match="batch_size: expected a positive integer"):
         WorkloadContext(128, 0)
     assert np.all(np.isfinite(featurize([BERT_TINY, BERT_BASE], "workload")))
+
+
+def test_compact_features_are_operation_rows_totals_and_shape():
+    """``compact``: no index embedding, no per-layer slots; the shared columns equal ``workload``'s."""
+    names = feature_names("compact")
+    assert names == compact_names() and len(names) == 27 + 6 + len(shape_names()) == 57
+    assert not any(name.startswith("e") and name[1:].isdigit() for name in names)
+    assert not any(name.startswith("layer") and name[5:6].isdigit() for name in names)
+    arch = Architecture.from_dict(
+        {"l": 2, "o": [["l_dct_64"] * 2, ["c_9_32"] * 4], "h": [128, 128], "f": [[256], [256, 512]]}
+    )
+    context = WorkloadContext(128, 4)
+    compact = dict(zip(names, featurize([arch], "compact", context)[0]))
+    workload = dict(zip(feature_names("workload"), featurize([arch], "workload", context)[0]))
+    for name in names[:33]:
+        assert compact[name] == workload[name], name
+    assert compact["max_layer_gflop"] == pytest.approx(max(workload["layer0_gflop"], workload["layer1_gflop"]))
+    assert compact["max_layer_mbytes"] == pytest.approx(max(workload["layer0_mbytes"], workload["layer1_mbytes"]))
+    assert compact["flop_per_byte"] == pytest.approx(compact["total_gflop"] * 1e9 / (compact["total_mbytes"] * 1e6))
+    assert compact["max_hidden"] == compact["min_hidden"] == compact["mean_hidden"] == 128
+    assert compact["max_ff_width"] == 512 and compact["mean_ff_width"] == pytest.approx((256 + 256 + 512) / 3)
+    assert compact["ff_layers"] == 3 and compact["max_heads"] == 4 and compact["mean_heads"] == 3
+    assert compact["heads_l_dct"] == 2 and compact["heads_c_9"] == 4 and compact["heads_sa_sdp"] == 0
+    # DCT heads project V only (1 linear each), DSC heads Q, K, V (3 each); plus an output projection
+    # per layer and a feed-forward stack of len(f) + 1 linears; equal hidden sizes: no inter-layer projection.
+    assert linear_layer_count(arch) == (2 * 1 + 1 + 2) + (4 * 3 + 1 + 3) == 21
+    assert compact["log_total_gflop"] == pytest.approx(np.log(compact["total_gflop"]))
+    assert compact["log_total_mparams"] == pytest.approx(np.log(compact["total_mparams"]))
+    columns = linear_feature_columns("compact")
+    assert [names[c] for c in columns] == ["total_gflop", "total_mparams", "total_mbytes", "layers", "median_hidden", "total_heads"]
+
+
+def test_inter_layer_projection_counts_as_a_linear_layer():
+    arch = Architecture.from_dict({"l": 2, "o": [["sa_sdp_64"] * 2, ["sa_sdp_64"] * 4], "h": [128, 256], "f": [[512], [512]]})
+    assert linear_layer_count(arch) == (2 * 3 + 1 + 1 + 2) + (4 * 3 + 1 + 2)
+
+
+def test_compact_features_lower_the_m1_gpu_peak_power_error():
+    """The case that motivated ``compact``: 5-fold GP error of the M1 GPU's peak power over the whole pool."""
+    from codesign.protran.comparison import holdout_evaluation
+    from codesign.protran.evaluators import PublishedPoolEvaluator
+
+    evaluator = PublishedPoolEvaluator("gpu_m1-pro_b32_r3")
+    workload = holdout_evaluation(evaluator, "gpr", "workload")["mse"]
+    compact = holdout_evaluation(evaluator, "gpr", "compact")["mse"]
+    assert compact["peak_power_w"] < 0.7 * workload["peak_power_w"]
+    assert compact["energy_j"] < workload["energy_j"] and compact["latency_s"] < workload["latency_s"]

@@ -196,3 +196,14 @@ def test_bad_inputs_are_named():
         model.fit(np.array([[np.nan, 1.0], [1.0, 2.0]]), [1.0, 2.0])
     with pytest.raises(SurrogateError, match="unknown regressor 'xgb'"):
         make_surrogate("xgb")
+
+
+@pytest.mark.parametrize("features", ["workload", "compact"])
+def test_gp_linear_kernel_part_reads_the_whole_model_totals(features):
+    """With workload-derived features the GP's linear part sees the six totals only, in either feature set."""
+    from codesign.protran.features import LINEAR_FEATURES, feature_names
+
+    names = feature_names(features)
+    model = make_surrogate("gpr", seed=0, features=features)
+    assert [names[c] for c in model.linear_columns] == list(LINEAR_FEATURES)
+    assert make_surrogate("gpr", seed=0, features="embedding").linear_columns is None
