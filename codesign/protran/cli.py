@@ -101,14 +101,15 @@ def _fmt(value: Optional[float], digits: int = 4) -> str:
 
 
 LIVE_INITIAL = 8  # initial batch of a live campaign (every evaluation is an export and a measurement)
-LIVE_BUDGET = 20  # evaluations of a live campaign unless --budget says otherwise
+LIVE_BUDGET = 12  # evaluations of a live campaign unless --budget says otherwise: ~22 s each on this 2-core host (export ~10-15 s,
+# profile ~5 s), so the default campaign takes about 4-5 minutes (20 took 7 min 23 s)
 
 
 @protran_app.command("run")
 def run_command(
     device: str = typer.Option(..., "--device", help="published:<device>, or rig:<board> to measure live on the rig."),
     regressor: str = typer.Option("gpr", "--regressor", help=f"One of {ALL_REGRESSORS}."),
-    features: str = typer.Option("workload", "--features", help="embedding (the paper's) or workload (embedding + FLOPs/params/bytes)."),
+    features: str = typer.Option("workload", "--features", help="embedding (the paper's), workload (embedding + FLOPs/params/bytes per layer and op type) or compact (op-type totals and shape features, no indices)."),
     threshold: float = typer.Option(0.005, "--threshold", help="Validation MSE of every normalised measure to stop at.", min=0.0),
     seed: int = typer.Option(0, "--seed", help="Random seed (initial batch, folds, fits, random queries; live: pool and weights)."),
     initial: Optional[int] = typer.Option(None, "--initial", help=f"LHS samples of the initial batch (default 16; live: {LIVE_INITIAL}).", min=2),
