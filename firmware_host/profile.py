@@ -358,16 +358,16 @@ def measurement_record(campaign: str, key: Any, measurement: dict) -> Any:
         clock_uncertainty_s=measurement["clock_offset_uncertainty_s"],
         emulated=measurement["emulated"],
         artifact_sha256=measurement["artifact_sha256"],
-        data=_finite_or_none(measurement),
+        data=finite_or_none(measurement),
     )
 
 
-def _finite_or_none(value: Any) -> Any:
-    """The measurement with NaN/inf replaced by None (the store keeps strict JSON)."""
+def finite_or_none(value: Any) -> Any:
+    """A JSON-safe copy: NaN and infinities become None, tuples lists, keys strings (stores keep strict JSON)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
+        return {str(k): finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
     return value

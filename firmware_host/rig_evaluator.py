@@ -36,7 +36,7 @@ from codesign.architecture import Architecture
 from codesign.protran.evaluators import EvaluatorError, architecture_key, device_kind, register_device_kind
 from codesign.protran.features import WorkloadContext
 from codesign.protran.measures import MeasurementError, PerformanceMeasurement
-from firmware_host.profile import ProfileOptions
+from firmware_host.profile import ProfileOptions, finite_or_none
 from firmware_host.rig import Rig, RigError, load_rig
 
 RIG_KIND = "rig"
@@ -158,19 +158,8 @@ class RigEvaluator:
             float(raw["peak_power_w"]),
             device=self.device,
             source=self.source,
-            extra=_plain(extra),
+            extra=finite_or_none(extra),
         )
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: NaN and infinities become None (campaign files keep strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _positive_int(options: Mapping[str, Any], key: str, default: int) -> int:
