@@ -211,9 +211,9 @@ def test_wheel_is_cached_by_content_and_ships_the_unit_templates(snapshot: Path,
     started = time.perf_counter()
     assert build_wheel(snapshot, wheel_cache) == wheel  # same sources: the cached wheel
     assert time.perf_counter() - started < 5.0
-    assert {"pyproject.toml", "firmware_host/deploy.py", "device_runners/systemd/edgetran-worker.service"} <= set(source_files(REPO_ROOT))
+    assert {"pyproject.toml", "firmware_host/deploy/ssh.py", "device_runners/systemd/edgetran-worker.service"} <= set(source_files(REPO_ROOT))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"device_runners/systemd/edgetran-worker.service", "sensors/systemd/edgetran-sensor-daemon.service", "firmware_host/deploy.py"} <= names
+    assert {"device_runners/systemd/edgetran-worker.service", "sensors/systemd/edgetran-sensor-daemon.service", "firmware_host/deploy/ssh.py"} <= names
     assert default_source() == REPO_ROOT
 
 
