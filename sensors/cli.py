@@ -263,7 +263,7 @@ def daemon_command(config: Path = typer.Option(..., "--config", help="Daemon TOM
                + (f", recording to {record_path}" if record_path else ""), err=True)
     sys.stderr.flush()
     try:
-        while not stop.wait(1.0):
+        while not stop.is_set() and not daemon.sampler_died.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
@@ -271,6 +271,9 @@ def daemon_command(config: Path = typer.Option(..., "--config", help="Daemon TOM
         daemon.stop()
         for sensor in sensors:
             sensor.close()
+    if daemon.sampler_died.is_set():  # exit non-zero: systemd's Restart=on-failure starts a fresh daemon
+        typer.echo(f"edgetran sensor daemon: the sampling thread died ({daemon.sampler_error}); exiting with status 1", err=True)
+        raise typer.Exit(code=1)
 
 
 # -- traces ---------------------------------------------------------------------------

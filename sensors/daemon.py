@@ -8,16 +8,36 @@
   (root, CAP_SYS_NICE, or systemd's ``CPUSchedulingPolicy=fifo``), which keeps ticks on
   time when other work loads every core; without permission it keeps the default
   policy and says so in ``status``. The spin before each tick is bounded by ``spin_s``,
-  so a FIFO sampler leaves the CPU to others between ticks.
+  so a FIFO sampler leaves the CPU to others between ticks. The process-wide
+  ``sys.setswitchinterval`` is left alone (it belongs to whatever process hosts the
+  daemon); instead, no request holds the GIL or a ring lock for long (see ``window``).
 * **Errors.** A read that raises is retried at once (``retries`` times); if every try
   fails, a ``gap_begin`` event is recorded and sampling goes on; the first good read
   after it records ``gap_end``. The daemon never stops on a sensor error.
 * **Stale values.** Only *fresh* samples (a new conversion since the last read) are
   stored; stale reads are counted. So the trace's rate is the sensor's true update
   rate when polled faster than it converts.
+* **Invalid samples.** A fresh sample with a non-finite value (the INA219 driver writes
+  NaN power and current when the chip flags a math overflow) is stored as it is and
+  counted per sensor; the first of a stretch logs a warning and records a ``note``
+  event ``overflow_begin``; ``overflow_end`` (with the stretch's count) follows once
+  ``OVERFLOW_QUIET_S`` pass without one. A window over invalid samples reports their
+  count and ``peak_is_lower_bound``.
 * **Ring buffer.** The last ``ring_seconds`` of every sensor in memory, for window
-  queries and live subscribers.
-* **Trace.** With ``record_path``, every fresh sample and event goes to a trace file.
+  queries and live subscribers (:mod:`sensors.ring`).
+* **Trace.** With ``record_path`` (one file) or ``open_writer`` (e.g. a rotating
+  writer), every fresh sample and event goes to a trace through
+  :class:`sensors.recorder.Recorder`: a write error (a full disk) is recorded as an
+  event and in ``status["recording"]``, sampling goes on into the ring, and recording
+  resumes in a new file when the disk takes writes again.
+* **Sampler death.** If the sampling thread ever ends on an exception, ``status`` says
+  so, ``sampler_died`` is set, and ``edgetran sensor daemon`` exits non-zero so that
+  systemd (``Restart=on-failure``) restarts it.
+* **Windows.** ``window`` copies only the rows of the requested span from the ring. A
+  span older than the ring (the ring has wrapped past it) is read from the recorded
+  trace when recording; otherwise the answer has coverage < 1 and an ``error`` saying
+  how many seconds the ring holds. A window that no sample covers answers NaN energy
+  and power with an ``error``, never 0.
 * **Socket.** JSON lines over TCP, on loopback unless ``allow_remote`` (which requires a
   shared ``token``). Requests: ``status``, ``info``, ``time`` (the daemon's clock, for
   clock-offset estimation), ``window`` (energy of [start, end]), ``marker``,
@@ -31,60 +51,41 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import os
 import socket
-import sys
 import socketserver
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from sensors.base import Clock, Sensor
 from sensors.energy import energy_window
-from sensors.trace.format import Event, StreamSpec, TraceWriter
+from sensors.recorder import Recorder, TraceSink, describe
+from sensors.ring import RingBuffer
+from sensors.trace.format import EVENT_KINDS, Event, StreamSpec, TraceError, TraceWriter, read_trace
+
+__all__ = ["DEFAULT_PORT", "DaemonError", "RingBuffer", "SamplerStats", "SamplingDaemon", "is_loopback", "request"]
 
 DEFAULT_PORT = 8765
+DEFAULT_RING_S = 60.0  # seconds of history in memory: 4.8 MB per 4-channel sensor at 2 kHz
 MAX_REQUEST_BYTES = 64 * 1024
+OVERFLOW_QUIET_S = 0.5  # an overflow stretch ends after this long without an invalid sample
+RING_SLACK_S = 1e-6  # float slack when comparing a window edge with the ring's oldest row
+
+log = logging.getLogger("sensors.daemon")
+
+# open_writer(specs, header_extra, attempt) -> a writer; attempt 0 at start, 1, 2, ... after failures
+WriterFactory = Callable[[Sequence[StreamSpec], Mapping[str, Any], int], TraceSink]
 
 
 class DaemonError(RuntimeError):
     """A daemon that cannot start as configured."""
-
-
-class RingBuffer:
-    """Fixed-capacity ring of (t, values) rows."""
-
-    def __init__(self, capacity: int, channels: int) -> None:
-        self.capacity = max(1, capacity)
-        self.t = np.zeros(self.capacity)
-        self.values = np.zeros((self.capacity, channels))
-        self.count = 0  # total rows ever appended
-        self._lock = threading.Lock()
-
-    def append(self, t: float, row: Sequence[float]) -> None:
-        """Add one row, overwriting the oldest when full."""
-        with self._lock:
-            i = self.count % self.capacity
-            self.t[i] = t
-            self.values[i] = row
-            self.count += 1
-
-    def snapshot(self, since: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Rows in time order (only those with t > since, when given)."""
-        with self._lock:
-            n = min(self.count, self.capacity)
-            start = self.count - n
-            idx = (np.arange(start, self.count)) % self.capacity
-            t, values = self.t[idx].copy(), self.values[idx].copy()
-        if since is not None:
-            keep = t > since
-            t, values = t[keep], values[keep]
-        return t, values
 
 
 @dataclass
@@ -100,6 +101,9 @@ class SamplerStats:
     errors: int = 0
     failed_reads: int = 0
     gaps: int = 0
+    invalid_samples: int = 0  # fresh samples with a non-finite value (an INA219 math overflow)
+    overflow_events: int = 0  # stretches of invalid samples (overflow_begin events)
+    trace_write_errors: int = 0
 
     @property
     def on_time_fraction(self) -> float:
@@ -118,6 +122,64 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def file_writer(path: str | Path) -> WriterFactory:
+    """A writer factory for one trace file; a reopen after a failure writes ``<stem>.partN<suffix>``."""
+    path = Path(path)
+
+    def open_writer(specs: Sequence[StreamSpec], header_extra: Mapping[str, Any], attempt: int) -> TraceSink:
+        if attempt == 0:
+            return TraceWriter(path, specs, header_extra=dict(header_extra))  # an existing file: TraceError
+        part = attempt
+        while (target := path.with_name(f"{path.stem}.part{part}{path.suffix}")).exists():
+            part += 1
+        try:
+            return TraceWriter(target, specs, header_extra=dict(header_extra))
+        except OSError:
+            target.unlink(missing_ok=True)  # created just now by this attempt (the disk is still full): leave no stub
+            raise
+
+    return open_writer
+
+
+def recorded_rows(paths: Sequence[Path], stream: str, channel: str, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+    """(t, values) of one channel of a stream from recorded trace files, around [start, end].
+
+    Files that cannot be read (deleted by retention, damaged) are skipped; the window's
+    coverage then shows what is missing. One neighbour beyond each edge is kept.
+    """
+    times, values = [], []
+    for path in paths:
+        try:
+            trace = read_trace(path)
+            data = trace.streams.get(stream)
+        except (TraceError, OSError):
+            continue
+        if data is None or len(data.t) == 0 or channel not in data.values:
+            continue
+        lo = max(0, int(np.searchsorted(data.t, start, side="left")) - 1)
+        hi = int(np.searchsorted(data.t, end, side="right")) + 1
+        if hi > lo:
+            times.append(data.t[lo:hi])
+            values.append(data.values[channel][lo:hi])
+    if not times:
+        return np.empty(0), np.empty(0)
+    t, v = np.concatenate(times), np.concatenate(values)
+    order = np.argsort(t, kind="stable")
+    return t[order], v[order]
+
+
+@dataclass
+class _OverflowState:
+    """One sensor's invalid-sample bookkeeping."""
+
+    total: int = 0
+    in_stretch: bool = False
+    stretch_count: int = 0
+    stretch_first_t: float = 0.0
+    last_t: float = 0.0
+    by_channel: dict[str, int] = field(default_factory=dict)
+
+
 class SamplingDaemon:
     """Samples sensors at a fixed rate and serves what it sampled."""
 
@@ -125,7 +187,7 @@ class SamplingDaemon:
         self,
         sensors: Sequence[Sensor],
         rate_hz: float,
-        ring_seconds: float = 60.0,
+        ring_seconds: float = DEFAULT_RING_S,
         record_path: str | Path | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
@@ -135,11 +197,17 @@ class SamplingDaemon:
         spin_s: float = 0.0002,
         realtime_priority: int | None = None,
         clock: Clock = time.monotonic,
+        open_writer: WriterFactory | None = None,
+        writer_retry_s: float = 10.0,
     ) -> None:
         if not sensors:
             raise DaemonError("the daemon needs at least one sensor")
         if rate_hz <= 0 or not math.isfinite(rate_hz):
             raise DaemonError(f"sample rate must be a positive number, got {rate_hz}")
+        if ring_seconds <= 0 or not math.isfinite(ring_seconds):
+            raise DaemonError(f"ring_seconds must be a positive number, got {ring_seconds}")
+        if record_path is not None and open_writer is not None:
+            raise DaemonError("record to one file (record_path) or through open_writer, not both")
         if port is not None and not is_loopback(host):
             if not allow_remote:
                 raise DaemonError(f"refusing to listen on {host}: not loopback (pass allow_remote and a token)")
@@ -151,6 +219,7 @@ class SamplingDaemon:
         self.sensors = list(sensors)
         self.rate_hz = rate_hz
         self.interval_s = 1.0 / rate_hz
+        self.ring_seconds = ring_seconds
         self.retries = retries
         self.spin_s = spin_s
         self.realtime_priority = realtime_priority
@@ -164,35 +233,38 @@ class SamplingDaemon:
         self.events: list[Event] = []
         self._in_gap = [False] * len(sensors)
         self._last_error = [""] * len(sensors)
+        self._overflow = [_OverflowState() for _ in sensors]
         self._stop = threading.Event()
+        self.sampler_died = threading.Event()  # set when the sampling thread ended on an exception
+        self.sampler_error: str | None = None
         self._thread: threading.Thread | None = None
         self._server: socketserver.ThreadingTCPServer | None = None
         self._server_thread: threading.Thread | None = None
         self._events_lock = threading.Lock()
-        self._writer_lock = threading.Lock()  # the sampling thread appends and flushes while callers add events
         self.record_path = Path(record_path) if record_path else None
-        self.writer: TraceWriter | None = None
+        self._open_writer = open_writer or (file_writer(self.record_path) if self.record_path is not None else None)
+        self.writer_retry_s = writer_retry_s
+        self.recorder: Recorder | None = None
         self.started_at: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> "SamplingDaemon":
         """Open the trace, start sampling and (if a port is set) serving."""
-        # Other Python threads of this process hold the GIL for up to the switch interval
-        # (5 ms by default); a sampling thread at kHz rates needs it back sooner.
-        sys.setswitchinterval(min(sys.getswitchinterval(), self.interval_s / 4))
-        if self.record_path is not None:
+        if self._open_writer is not None:
             specs = [
                 StreamSpec(s.info.name, tuple(s.info.channels), s.info.to_dict(), poll_interval_s=self.interval_s) for s in self.sensors
             ]
-            self.writer = TraceWriter(self.record_path, specs, header_extra={"rate_hz": self.rate_hz})
+            extra = {"rate_hz": self.rate_hz}
+            factory = self._open_writer
+            self.recorder = Recorder(lambda attempt: factory(specs, extra, attempt), self.writer_retry_s, self._writer_failed, self.clock)
         if self.port is not None:
             self._server = _Server((self.host, self.port), _Handler, self)
             self.port = self._server.server_address[1]
             self._server_thread = threading.Thread(target=self._server.serve_forever, name="sensor-daemon-server", daemon=True)
             self._server_thread.start()
         self.started_at = self.clock()
-        self._thread = threading.Thread(target=self._run, name="sensor-daemon-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run_guarded, name="sensor-daemon-sampler", daemon=True)
         self._thread.start()
         return self
 
@@ -204,8 +276,11 @@ class SamplingDaemon:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        if self.writer is not None:
-            self.writer.close()
+        if self.recorder is not None:
+            for index, state in enumerate(self._overflow):
+                if state.in_stretch:
+                    self._end_overflow(index)
+            self.recorder.close()
 
     def __enter__(self) -> "SamplingDaemon":
         return self.start()
@@ -218,6 +293,11 @@ class SamplingDaemon:
         """Whether the sampling thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def writer(self) -> TraceSink | None:
+        """The trace writer in use (None when not recording or while failed)."""
+        return self.recorder.writer if self.recorder is not None else None
+
     # -- sampling --------------------------------------------------------------------
 
     def _set_realtime(self) -> None:
@@ -229,6 +309,19 @@ class SamplingDaemon:
             self.scheduling = f"SCHED_FIFO {self.realtime_priority}"
         except (PermissionError, AttributeError, OSError) as error:
             self.scheduling = f"SCHED_OTHER (SCHED_FIFO refused: {getattr(error, 'strerror', None) or error})"
+
+    def _run_guarded(self) -> None:
+        """The sampling thread: any exception ending it is recorded and signalled, never silent."""
+        try:
+            self._run()
+        except BaseException as error:  # noqa: BLE001 - whatever ends the sampler must be visible
+            self.sampler_error = describe(error)
+            log.error("sensor daemon: the sampling thread died: %s", self.sampler_error)
+            self.sampler_died.set()
+            try:
+                self.add_event("note", "sampler_died", error=self.sampler_error)
+            except Exception:  # noqa: BLE001 - the event is best effort; status and sampler_died carry it
+                pass
 
     def _run(self) -> None:
         self._set_realtime()
@@ -254,9 +347,8 @@ class SamplingDaemon:
                 skipped = int(behind // interval)
                 stats.missed_ticks += skipped
                 next_tick += skipped * interval
-            if self.writer is not None and self.clock() - self.writer._last_flush >= self.writer.flush_interval_s:
-                with self._writer_lock:
-                    self.writer.flush()
+            if self.recorder is not None:
+                self.recorder.flush_if_due()
 
     def _sample(self, index: int, sensor: Sensor) -> None:
         sample = None
@@ -287,20 +379,59 @@ class SamplingDaemon:
         if self.clock is not time.monotonic:  # sensors stamp with time.monotonic: put their samples on the daemon's clock
             t += self.clock() - time.monotonic()
         self.rings[index].append(t, row)
-        if self.writer is not None:
-            with self._writer_lock:
-                self.writer.append(name, t, row)
+        self._check_invalid(index, t, row)
+        if self.recorder is not None:
+            self.recorder.append(name, t, row)
+
+    def _check_invalid(self, index: int, t: float, row: Sequence[float]) -> None:
+        """Count a non-finite (overflowed) sample; open or close an overflow stretch."""
+        state = self._overflow[index]
+        bad = [c for c, v in zip(self.channels[index], row) if not math.isfinite(v)]
+        if not bad:
+            if state.in_stretch and t - state.last_t > OVERFLOW_QUIET_S:
+                self._end_overflow(index)
+            return
+        self.stats.invalid_samples += 1
+        state.total += 1
+        state.last_t = t
+        for channel in bad:
+            state.by_channel[channel] = state.by_channel.get(channel, 0) + 1
+        if state.in_stretch:
+            state.stretch_count += 1
+            return
+        state.in_stretch, state.stretch_count, state.stretch_first_t = True, 1, t
+        self.stats.overflow_events += 1
+        name = self.sensors[index].info.name
+        log.warning("sensor %s: invalid (overflowed) sample at t=%.6f: %s not finite; "
+                    "power above the calibrated range is not measured", name, t, ", ".join(bad))
+        self.add_event("note", "overflow_begin", t=t, sensor=name, channels=bad)
+
+    def _end_overflow(self, index: int) -> None:
+        state = self._overflow[index]
+        state.in_stretch = False
+        name = self.sensors[index].info.name
+        self.add_event("note", "overflow_end", t=state.last_t, sensor=name, invalid_samples=state.stretch_count,
+                       since=state.stretch_first_t)
+
+    def _writer_failed(self, error: str) -> None:
+        """Recorder callback (its lock held): keep the event in memory and warn."""
+        self.stats.trace_write_errors += 1
+        log.warning("sensor daemon: trace write failed (%s); sampling goes on into the ring, retrying every %g s",
+                    error, self.writer_retry_s)
+        with self._events_lock:
+            self.events.append(Event(self.clock(), "note", "trace_write_error", {"error": error}))
 
     # -- queries ---------------------------------------------------------------------
 
     def add_event(self, kind: str, label: str = "", t: float | None = None, **extra: Any) -> Event:
-        """Record an event (marker, window begin/end, gap) in memory and in the trace."""
+        """Record an event (marker, window begin/end, gap, note) in memory and in the trace."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r} (one of {', '.join(EVENT_KINDS)})")
         event = Event(self.clock() if t is None else float(t), kind, label, extra)
         with self._events_lock:
             self.events.append(event)
-            if self.writer is not None:
-                with self._writer_lock:
-                    self.writer.event(event.t, kind, label, **extra)
+        if self.recorder is not None:
+            self.recorder.event(event.t, kind, label, **extra)
         return event
 
     def sensor_index(self, name: str | None) -> int:
@@ -323,22 +454,58 @@ class SamplingDaemon:
         }
 
     def window(self, start: float, end: float, sensor: str | None = None, channel: str | None = None, baseline_w: float = 0.0) -> dict:
-        """Energy figures of [start, end] from the ring buffer."""
+        """Energy figures of [start, end]: from the ring, or from the recorded trace when older than the ring."""
         index = self.sensor_index(sensor)
         channels = self.channels[index]
         channel = channel or next((c for c in channels if c.endswith("power_w")), None)
         if channel not in channels:
             raise KeyError(f"sensor has no channel {channel!r} (channels: {', '.join(channels)})")
-        t, values = self.rings[index].snapshot()
+        if not end > start:
+            raise ValueError(f"window end ({end}) must be after its start ({start})")
+        ring = self.rings[index]
+        name = self.sensors[index].info.name
+        span = ring.span()
+        error = None
+        source = "ring"
+        older = ring.wrapped and span is not None and start < span[0] - RING_SLACK_S
+        if older and self.recorder is not None:
+            self.recorder.flush()  # the newest samples reach the file before it is read
+            t, p = recorded_rows(self.recorder.paths, name, channel, start, end)
+            source = "trace"
+        else:
+            t, values = ring.window(start, end)
+            p = values[:, channels.index(channel)]
+            if older:
+                held = span[1] - span[0]
+                error = (f"the ring holds only {held:.3g} s ([{span[0]:.3f}, {span[1]:.3f}]) and the daemon is not recording: "
+                         f"the window starts {span[0] - start:.1f} s before it (raise ring_seconds or record a trace)")
         nominal = max(self.sensors[index].info.update_interval_s, self.interval_s)  # samples arrive at the slower of the two
-        result = energy_window(t, values[:, channels.index(channel)], start, end, baseline_w, nominal)
-        return {"sensor": self.sensors[index].info.name, "channel": channel, **result.to_dict()}
+        result = energy_window(t, p, start, end, baseline_w, nominal).to_dict()
+        inside = (t >= start) & (t <= end)
+        invalid = int(np.count_nonzero(~np.isfinite(p[inside])))
+        result["invalid_samples"] = invalid
+        result["peak_is_lower_bound"] = invalid > 0
+        if invalid:
+            result["warnings"].append(f"{invalid} invalid (overflowed) sample(s) in the window: left out; the peak power is a lower bound")
+        if not result["coverage"] > 0:
+            for key in ("energy_j", "peak_power_w", "mean_power_w"):
+                result[key] = math.nan
+            if error is None:
+                where = f"the {source} holds [{t[0]:.3f}, {t[-1]:.3f}]" if len(t) else f"the {source} holds no samples of it"
+                error = f"no samples cover the window [{start:.6f}, {end:.6f}] ({where})"
+        answer = {"sensor": name, "channel": channel, "source": source, **result}
+        if error is not None:
+            answer["error"] = error
+        return answer
 
     def status(self) -> dict:
-        """Rates, counters and sensor descriptions."""
+        """Rates, counters, sampler and recorder state, and sensor descriptions."""
         elapsed = (self.clock() - self.started_at) if self.started_at is not None else 0.0
+        spans = {s.info.name: ring.span() for s, ring in zip(self.sensors, self.rings)}
+        recording = self.recorder.status() if self.recorder is not None else {"state": "off"}
         return {
             "running": self.running,
+            "sampler": {"alive": self.running, "died": self.sampler_died.is_set(), "error": self.sampler_error},
             "rate_hz": self.rate_hz,
             "elapsed_s": elapsed,
             "scheduling": self.scheduling,
@@ -346,7 +513,12 @@ class SamplingDaemon:
             "sensors": [s.info.to_dict() for s in self.sensors],
             "in_gap": {s.info.name: gap for s, gap in zip(self.sensors, self._in_gap)},
             "last_error": {s.info.name: err for s, err in zip(self.sensors, self._last_error) if err},
-            "record_path": str(self.record_path) if self.record_path else None,
+            "invalid_samples": {s.info.name: {"total": o.total, "by_channel": dict(o.by_channel), "in_overflow": o.in_stretch}
+                                for s, o in zip(self.sensors, self._overflow)},
+            "ring": {"seconds": self.ring_seconds, "capacity": self.rings[0].capacity,
+                     "held": {name: (list(span) if span else None) for name, span in spans.items()}},
+            "record_path": recording.get("current_file") or (recording.get("files") or [None])[-1],
+            "recording": recording,
             "address": [self.host, self.port] if self.port is not None else None,
         }
 
