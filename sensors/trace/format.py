@@ -210,6 +210,16 @@ class TraceWriter:
         self._file.write(MAGIC + _record(TYPE_HEADER, _json(self.header)))
         self._file.flush()
 
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of the file so far (buffered samples not included)."""
+        return self._file.tell()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._file.closed
+
     def append(self, stream: str, t: float, values: Sequence[float]) -> None:
         """Buffer one sample (values in the stream's channel order)."""
         buffer = self._buffers[self._index[stream]]
