@@ -15,8 +15,10 @@
 **Isolation and the watchdog.** By default the protocol runs in a child Python process
 (``python -m device_runners.protocol``) while the caller is the watchdog: the child
 writes its phase, run index and run start time into a small shared memory-mapped
-file (no system call on the timed path), the caller polls it, and a run that exceeds
-``run_timeout_s`` gets the child killed and :class:`RunTimeout` raised. A native
+file (no system call on the timed path), the caller polls it, and a phase that overstays its limit (loading:
+``load_timeout_s``; each warm-up or timed run: ``run_timeout_s``; idle: its length plus
+``run_timeout_s``; the hand-over after the block: ``DONE_GRACE_S``) gets the child killed
+and :class:`RunTimeout` raised. The child's pipes are drained by threads while it runs. A native
 runtime call cannot be interrupted inside a process (and an abandoned inference thread
 aborts the interpreter at exit), so a process is the unit that can be abandoned
 cleanly. The child also makes the peak RSS and CPU time those of the measurement
@@ -36,6 +38,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +51,8 @@ from device_runners.artifact import Artifact, ArtifactError, load_artifact
 from device_runners.runtimes import DeviceUnavailable, RuntimeUnavailable, open_runtime
 
 WATCHDOG_POLL_S = 0.01
+DEFAULT_LOAD_TIMEOUT_S = 300.0  # loading + compiling a BERT-Base on a Pi takes tens of seconds
+DONE_GRACE_S = 30.0  # from the "done" phase to the child's exit (report written, runtime torn down)
 PROGRESS = struct.Struct("<Bxxxiq")  # phase, run index, run start (monotonic ns)
 PHASES = ("loading", "warmup", "idle", "timed", "done")
 DEFAULT_VOCAB_SIZE = 30522  # BERT's WordPiece vocabulary, when the sidecar does not say
@@ -315,43 +320,97 @@ def measure(
     marker_sink: Optional[Callable[[Marker], None]] = None,
     isolate: bool = True,
     inter_threads: Optional[int] = None,
+    load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S,
+    runner_command: Optional[list[str]] = None,
 ) -> RunReport:
-    """Load, verify, warm up, idle, time ``runs`` batches of ``batch``; report latency and resources."""
+    """Load, verify, warm up, idle, time ``runs`` batches of ``batch``; report latency and resources.
+
+    ``runner_command`` replaces the child's command line (the default runs this module);
+    tests use it to start children that misbehave.
+    """
     _check_request(batch, runs, warmup, idle_s, run_timeout_s)
+    if load_timeout_s <= 0:
+        raise ProtocolError(f"need a positive load timeout; got {load_timeout_s}")
     artifact = _load_for_batch(artifact_path, batch)  # fail fast in the caller on a bad or altered artifact
     options = {"runtime": runtime, "device": device, "batch": batch, "runs": runs, "warmup": warmup, "idle_s": idle_s,
                "threads": threads, "precision": precision, "seed": seed, "inter_threads": inter_threads}
     if not isolate:
         report = run_protocol(artifact.sidecar_path, **options)
     else:
-        report = _measure_isolated(str(artifact.sidecar_path), options, run_timeout_s)
+        report = _measure_isolated(str(artifact.sidecar_path), options, run_timeout_s, load_timeout_s, runner_command)
     if marker_sink is not None:
         for marker in report.markers:
             marker_sink(marker)
     return report
 
 
-def _measure_isolated(sidecar: str, options: dict, run_timeout_s: float) -> RunReport:
+def phase_limit_s(phase: str, run_timeout_s: float, load_timeout_s: float, idle_s: float) -> float:
+    """How long the child may stay in one phase (or one run of it) before the watchdog kills it."""
+    if phase == "loading":
+        return load_timeout_s
+    if phase == "idle":
+        return idle_s + run_timeout_s
+    if phase == "done":
+        return DONE_GRACE_S
+    return run_timeout_s  # warmup, timed: per run
+
+
+class _PipeDrain:
+    """Reads a child's pipe on a thread while it runs, so the child never blocks on a full pipe."""
+
+    def __init__(self, stream) -> None:
+        self._chunks: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for chunk in iter(lambda: stream.read(65536), ""):
+            self._chunks.append(chunk)
+        stream.close()
+
+    def text(self, timeout_s: float = 5.0) -> str:
+        """Everything read so far (waits up to ``timeout_s`` for the pipe to close)."""
+        self._thread.join(timeout_s)
+        return "".join(self._chunks)
+
+
+def _measure_isolated(sidecar: str, options: dict, run_timeout_s: float, load_timeout_s: float,
+                      runner_command: Optional[list[str]] = None) -> RunReport:
+    """Run the protocol in a child process under the watchdog; its pipes are drained as it runs.
+
+    The watchdog covers every phase: loading (``load_timeout_s``), each warm-up and timed
+    run (``run_timeout_s``), the idle window (its length plus ``run_timeout_s``) and the
+    report hand-over after ``done`` (``DONE_GRACE_S``). Both pipes are read by threads while
+    the child runs: the report line (two markers per run) grows past the 64 KiB pipe
+    buffer at a few hundred runs, and a child writing into a full pipe blocks forever.
+    """
     board, board_path = ProgressBoard.create()
     request = json.dumps({"artifact": sidecar, "options": options, "progress": board_path})
     child = subprocess.Popen(
-        [sys.executable, "-m", "device_runners.protocol"],
+        runner_command or [sys.executable, "-m", "device_runners.protocol"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    stdout, stderr = _PipeDrain(child.stdout), _PipeDrain(child.stderr)
+    name = Path(sidecar).stem[:12]
     try:
-        child.stdin.write(request)
-        child.stdin.close()
+        try:
+            child.stdin.write(request)
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died before reading its request: reported below from its exit
         while child.poll() is None:
             time.sleep(WATCHDOG_POLL_S)
             phase, run, started_ns = board.get()
-            if phase in ("warmup", "timed") and (time.monotonic_ns() - started_ns) / 1e9 > run_timeout_s:
+            limit_s = phase_limit_s(phase, run_timeout_s, load_timeout_s, options.get("idle_s", 0.0))
+            if (time.monotonic_ns() - started_ns) / 1e9 > limit_s:
                 child.kill()
                 child.wait()
-                raise RunTimeout(f"{phase} run {run} of {Path(sidecar).stem[:12]} exceeded {run_timeout_s:g} s; abandoned (runner process killed)")
-        output, errors = child.stdout.read(), child.stderr.read()
+                what = f"{phase} run {run} of {name}" if phase in ("warmup", "timed") else f"{phase} of {name}"
+                raise RunTimeout(f"{what} exceeded {limit_s:g} s; abandoned (runner process killed)")
+        output, errors = stdout.text(), stderr.text()
     finally:
         if child.poll() is None:
             child.kill()
@@ -360,7 +419,7 @@ def _measure_isolated(sidecar: str, options: dict, run_timeout_s: float) -> RunR
         os.unlink(board_path)
     lines = [line for line in output.splitlines() if line.startswith("{")]
     if not lines:
-        tail = " ".join(errors.strip().splitlines()[-3:])
+        tail = " ".join(errors.strip().splitlines()[-3:])[-500:]
         raise ProtocolError(f"runner process exited with code {child.returncode} without a report: {tail}")
     answer = json.loads(lines[-1])
     if "error" in answer:

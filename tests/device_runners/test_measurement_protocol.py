@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -99,6 +100,42 @@ def test_unknown_devices_list_what_is_offered(tiny: Path):
 def test_watchdog_abandons_a_run_that_is_too_slow(make_artifact):
     sidecar = make_artifact("slow")
     started = time.monotonic()
-    with pytest.raises(RunTimeout, match=r"warmup run 0 .* exceeded 0.3 s; abandoned"):
-        measure(sidecar, "onnxruntime", runs=2, warmup=1, run_timeout_s=0.3, threads=1)
+    # a run of the slow model takes 0.27-1 s on one thread, far past 0.05 s
+    with pytest.raises(RunTimeout, match=r"warmup run 0 .* exceeded 0.05 s; abandoned"):
+        measure(sidecar, "onnxruntime", runs=2, warmup=1, run_timeout_s=0.05, threads=1)
     assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.timeout(120)
+def test_thousands_of_runs_do_not_fill_the_report_pipe(tiny: Path):
+    """5,000 runs write ~0.8 MB of markers: past the 64 KiB pipe buffer the child blocked forever."""
+    report = measure(tiny, "onnxruntime", runs=5000, warmup=1, threads=1, run_timeout_s=10.0)
+    assert report.runs == 5000
+    assert len(report.markers) == 2 * 5000 + 2
+    assert [m.index for m in report.markers if m.kind == "run_end"] == list(range(5000))
+
+
+HANGING_CHILD = """
+import json, sys, time
+from device_runners.protocol import ProgressBoard
+request = json.loads(sys.stdin.read())
+board = ProgressBoard(request["progress"])
+board.set("loading")
+time.sleep(3600)  # a runtime that never finishes loading
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_child_that_hangs_while_loading_is_killed(tiny: Path):
+    started = time.monotonic()
+    with pytest.raises(RunTimeout, match=r"loading of .* exceeded 1 s; abandoned"):
+        measure(tiny, "onnxruntime", runs=2, warmup=1, threads=1, load_timeout_s=1.0,
+                runner_command=[sys.executable, "-c", HANGING_CHILD])
+    assert time.monotonic() - started < 10.0
+
+
+def test_a_flood_on_stderr_does_not_block_the_child(tiny: Path):
+    """A runtime that logs a lot (here 1 MB) to stderr must not block on a full pipe."""
+    flood = "import sys; sys.stderr.write('w' * 2**20); sys.stderr.flush()\nfrom device_runners.protocol import _child_main; sys.exit(_child_main())"
+    report = measure(tiny, "onnxruntime", runs=3, warmup=1, threads=1, runner_command=[sys.executable, "-c", flood])
+    assert report.runs == 3
