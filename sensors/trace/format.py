@@ -1,29 +1,35 @@
-"""The trace file: append-only, chunked, a CRC per chunk, a header and an event stream.
+"""The trace file: append-only, chunked, CRCs per record header and payload, a header and an event stream.
 
-Layout (little-endian), after the 8-byte magic ``ETTRACE\\x01``, a sequence of records::
+The framing (sync word, type, length, sequence number, payload CRC, header CRC) is in
+:mod:`sensors.trace.records`; this module gives the records their meaning. Records:
 
-    sync   4 bytes  E7 7C 0A 55         (lets a reader find the next record after damage)
-    type   u8       1 header, 2 samples, 3 events, 4 meta, 5 close
-    length u32      payload bytes
-    crc    u32      CRC-32 of type, length and payload
-    payload
-
-* **header** (JSON): format, version, creation time (UTC and monotonic), clock offset and
-  its uncertainty, and the *streams*: one per sensor, with its channels, the sensor's
-  own update interval and precision (``SensorInfo``) and the polling interval.
-* **samples**: ``u16 stream, u32 n, u16 channels``, then ``n`` float64 times and, per
-  channel in header order, ``n`` float64 values (NaN where a value is invalid).
-* **events** (JSON list): ``{"t", "kind", "label", ...}``; kinds ``window_begin``,
+* **header** (JSON, type 1): format, version, creation time (UTC and monotonic), clock
+  offset and its uncertainty, and the *streams*: one per sensor, with its channels, the
+  sensor's own update interval and precision (``SensorInfo``) and the polling interval.
+* **samples** (type 2): ``u16 stream, u32 n, u16 channels, u64 first`` (version 2: the
+  index of the chunk's first sample in its stream, so a reader counts lost samples
+  exactly), then ``n`` float64 times and, per channel in header order, ``n`` float64
+  values (NaN where a value is invalid). Version 1 has no ``first``.
+* **events** (JSON list, type 3): ``{"t", "kind", "label", ...}``; kinds ``window_begin``,
   ``window_end``, ``marker``, ``gap_begin``, ``gap_end``, ``note``.
-* **meta** (JSON): later header updates (e.g. a clock offset measured after the start).
-* **close** (JSON): totals written by a clean close; a trace without it was cut short.
+* **meta** (JSON, type 4): later header updates (e.g. a clock offset measured after the start).
+* **specs** (JSON, type 6, version 2): the whole current header again (meta applied),
+  written every ``spec_every_chunks`` sample chunks (256) or ``spec_every_s`` (60 s),
+  whichever comes first, so a trace whose header is damaged is still readable: the
+  reader takes the first specs record and reads every sample, those before it too.
+* **close** (JSON, type 5): totals written by a clean close (per stream in version 2);
+  a trace without it was cut short.
 
 The writer flushes a samples record to the operating system at least every
 ``flush_interval_s`` (0.25 s by default) and on every event, so a process killed with
 SIGKILL loses at most the samples of the last flush interval; ``fsync`` runs every
-``fsync_interval_s`` and on close (power loss may lose up to that much). The reader
-checks every CRC, reports and skips a damaged record by scanning for the next sync
-word, and ignores a truncated last record.
+``fsync_interval_s`` and on close (power loss may lose up to that much).
+
+The reader (:class:`TraceReader`) goes through a file record by record, never holding
+more than one chunk: damaged records are skipped (see :mod:`sensors.trace.records`) and
+reported in a :class:`Damage` (regions, records lost by sequence number, samples lost
+per stream by sample index; version-1 files cannot say how many samples a damaged
+record held). :func:`read_trace` collects everything into memory.
 """
 
 from __future__ import annotations
@@ -32,24 +38,37 @@ import json
 import os
 import struct
 import time
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-MAGIC = b"ETTRACE\x01"
-SYNC = b"\xe7\x7c\x0a\x55"
-RECORD_HEADER = struct.Struct("<4sBII")  # sync, type, length, crc
-SAMPLES_HEADER = struct.Struct("<HIH")  # stream, n samples, n channels
-TYPE_HEADER, TYPE_SAMPLES, TYPE_EVENTS, TYPE_META, TYPE_CLOSE = 1, 2, 3, 4, 5
-RECORD_TYPES = (TYPE_HEADER, TYPE_SAMPLES, TYPE_EVENTS, TYPE_META, TYPE_CLOSE)
+from sensors.trace.records import (
+    MAGIC_V1,
+    MAGIC_V2,
+    MAX_PAYLOAD_BYTES,
+    SYNC,
+    TYPE_CLOSE,
+    TYPE_EVENTS,
+    TYPE_HEADER,
+    TYPE_META,
+    TYPE_SAMPLES,
+    TYPE_SPECS,
+    DamagedRegion,
+    RecordScanner,
+    encode_record,
+)
+
+MAGIC = MAGIC_V2
+SAMPLES_HEADER_V1 = struct.Struct("<HIH")  # stream, n samples, n channels
+SAMPLES_HEADER = struct.Struct("<HIHQ")  # stream, n samples, n channels, index of the first sample
 FORMAT_NAME = "edgetran-trace"
-FORMAT_VERSION = 1
-MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
+FORMAT_VERSION = 2
 EVENT_KINDS = ("window_begin", "window_end", "marker", "gap_begin", "gap_end", "note")
+SPEC_EVERY_CHUNKS = 256  # repeat the stream specification at least every 256 sample chunks
+SPEC_EVERY_S = 60.0  # ... and at least every 60 s
 
 
 class TraceError(ValueError):
@@ -124,6 +143,32 @@ class Stream:
 
 
 @dataclass
+class Damage:
+    """What a reader had to skip: byte regions, records lost (by sequence number), samples lost per stream."""
+
+    regions: list[DamagedRegion] = field(default_factory=list)
+    records_lost: int = 0
+    samples_lost: dict[str, int] = field(default_factory=dict)
+    truncated_at: int | None = None
+    header_damaged: bool = False
+
+    @property
+    def any(self) -> bool:
+        """Whether anything was lost or skipped."""
+        return bool(self.regions or self.records_lost or self.samples_lost or self.header_damaged)
+
+    def to_dict(self) -> dict:
+        """JSON form (what `trace info --json` prints as ``damage``)."""
+        return {
+            "regions": [r.to_dict() for r in self.regions],
+            "records_lost": self.records_lost,
+            "samples_lost": dict(self.samples_lost),
+            "truncated_at": self.truncated_at,
+            "header_damaged": self.header_damaged,
+        }
+
+
+@dataclass
 class Trace:
     """A whole trace in memory: header, streams, events, and what the reader had to skip."""
 
@@ -132,6 +177,7 @@ class Trace:
     events: list[Event]
     problems: list[str] = field(default_factory=list)
     closed_cleanly: bool = False
+    damage: Damage = field(default_factory=Damage)
 
     def stream(self, name: str | None = None) -> Stream:
         """A stream by name, or the first one."""
@@ -142,14 +188,6 @@ class Trace:
         if name not in self.streams:
             raise TraceError(f"trace has no stream {name!r} (streams: {', '.join(self.streams)})")
         return self.streams[name]
-
-
-def _crc(record_type: int, payload: bytes) -> int:
-    return zlib.crc32(payload, zlib.crc32(struct.pack("<BI", record_type, len(payload)))) & 0xFFFFFFFF
-
-
-def _record(record_type: int, payload: bytes) -> bytes:
-    return RECORD_HEADER.pack(SYNC, record_type, len(payload), _crc(record_type, payload)) + payload
 
 
 def _json(data: Any) -> bytes:
@@ -183,6 +221,8 @@ class TraceWriter:
         chunk_samples: int = 4096,
         fsync_interval_s: float = 5.0,
         overwrite: bool = False,
+        spec_every_chunks: int = SPEC_EVERY_CHUNKS,
+        spec_every_s: float = SPEC_EVERY_S,
     ) -> None:
         self.path = Path(path)
         if not streams:
@@ -201,14 +241,25 @@ class TraceWriter:
         self.flush_interval_s = flush_interval_s
         self.chunk_samples = chunk_samples
         self.fsync_interval_s = fsync_interval_s
+        self.spec_every_chunks = max(1, int(spec_every_chunks))
+        self.spec_every_s = spec_every_s
         self._buffers: list[list[tuple[float, Sequence[float]]]] = [[] for _ in self.specs]
+        self._written = [0] * len(self.specs)  # samples written per stream (the next chunk's first index)
         self._last_flush = time.monotonic()
         self._last_fsync = self._last_flush
+        self._last_spec = self._last_flush
+        self._chunks_since_spec = 0
+        self._seq = 0
         self.samples_written = 0
         self.events_written = 0
         self.header = new_header(self.specs, **dict(header_extra or {}))
-        self._file.write(MAGIC + _record(TYPE_HEADER, _json(self.header)))
+        self._file.write(MAGIC + self._record(TYPE_HEADER, _json(self.header)))
         self._file.flush()
+
+    def _record(self, record_type: int, payload: bytes) -> bytes:
+        data = encode_record(record_type, payload, self._seq)
+        self._seq += 1
+        return data
 
     @property
     def bytes_written(self) -> int:
@@ -228,6 +279,19 @@ class TraceWriter:
         if len(buffer) >= self.chunk_samples or now - self._last_flush >= self.flush_interval_s:
             self.flush(now)
 
+    def _write_chunk(self, index: int, times: np.ndarray, values: np.ndarray) -> None:
+        """One samples record (times ``<f8``, values one row per sample), then the specs if due."""
+        payload = SAMPLES_HEADER.pack(index, len(times), values.shape[1], self._written[index]) + times.tobytes() + values.T.copy().tobytes()
+        self._file.write(self._record(TYPE_SAMPLES, payload))
+        self._written[index] += len(times)
+        self.samples_written += len(times)
+        self._chunks_since_spec += 1
+        now = time.monotonic()
+        if self._chunks_since_spec >= self.spec_every_chunks or now - self._last_spec >= self.spec_every_s:
+            self._file.write(self._record(TYPE_SPECS, _json(self.header)))
+            self._chunks_since_spec = 0
+            self._last_spec = now
+
     def append_block(self, stream: str, times: np.ndarray, values: np.ndarray) -> None:
         """Write many samples at once: ``values`` has one row per sample, one column per channel."""
         index = self._index[stream]
@@ -235,11 +299,7 @@ class TraceWriter:
         times = np.asarray(times, dtype="<f8")
         values = np.asarray(values, dtype="<f8").reshape(len(times), -1)
         for start in range(0, len(times), self.chunk_samples):
-            t_part = times[start : start + self.chunk_samples]
-            v_part = values[start : start + self.chunk_samples]
-            payload = SAMPLES_HEADER.pack(index, len(t_part), v_part.shape[1]) + t_part.tobytes() + v_part.T.copy().tobytes()
-            self._file.write(_record(TYPE_SAMPLES, payload))
-            self.samples_written += len(t_part)
+            self._write_chunk(index, times[start : start + self.chunk_samples], values[start : start + self.chunk_samples])
         self._file.flush()
 
     def event(self, t: float, kind: str, label: str = "", **extra: Any) -> None:
@@ -247,13 +307,14 @@ class TraceWriter:
         if kind not in EVENT_KINDS:
             raise TraceError(f"unknown event kind {kind!r} (one of {', '.join(EVENT_KINDS)})")
         self.flush()
-        self._file.write(_record(TYPE_EVENTS, _json([Event(t, kind, label, extra).to_dict()])))
+        self._file.write(self._record(TYPE_EVENTS, _json([Event(t, kind, label, extra).to_dict()])))
         self._file.flush()
         self.events_written += 1
 
     def meta(self, **updates: Any) -> None:
         """Record later header updates, e.g. a clock offset measured after the start."""
-        self._file.write(_record(TYPE_META, _json(updates)))
+        self.header.update(updates)  # carried by the repeated specs records too
+        self._file.write(self._record(TYPE_META, _json(updates)))
         self._file.flush()
 
     def flush(self, now: float | None = None) -> None:
@@ -264,10 +325,8 @@ class TraceWriter:
                 continue
             times = np.fromiter((row[0] for row in buffer), dtype="<f8", count=len(buffer))
             values = np.asarray([row[1] for row in buffer], dtype="<f8").reshape(len(buffer), -1)
-            payload = SAMPLES_HEADER.pack(index, len(buffer), values.shape[1]) + times.tobytes() + values.T.copy().tobytes()
-            self._file.write(_record(TYPE_SAMPLES, payload))
-            self.samples_written += len(buffer)
             buffer.clear()
+            self._write_chunk(index, times, values)
             wrote = True
         now = time.monotonic() if now is None else now
         self._last_flush = now
@@ -282,7 +341,9 @@ class TraceWriter:
         if self._file.closed:
             return
         self.flush()
-        self._file.write(_record(TYPE_CLOSE, _json({"samples": self.samples_written, "events": self.events_written})))
+        totals = {"samples": self.samples_written, "events": self.events_written, "records": self._seq + 1,
+                  "streams": {spec.name: n for spec, n in zip(self.specs, self._written)}}
+        self._file.write(self._record(TYPE_CLOSE, _json(totals)))
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -294,87 +355,169 @@ class TraceWriter:
         self.close()
 
 
-def _decode_samples(payload: bytes, specs: list[StreamSpec]) -> tuple[int, np.ndarray, np.ndarray]:
-    stream, n, channels = SAMPLES_HEADER.unpack_from(payload)
+@dataclass(frozen=True)
+class Chunk:
+    """One samples record as read: stream index, times, values (channels x n), first sample index (v2)."""
+
+    stream: int
+    t: np.ndarray
+    values: np.ndarray
+    first: int | None
+
+
+def _decode_samples(payload: bytes, specs: list[StreamSpec], version: int) -> Chunk:
+    layout = SAMPLES_HEADER if version >= 2 else SAMPLES_HEADER_V1
+    fields = layout.unpack_from(payload)
+    stream, n, channels = fields[:3]
+    first = fields[3] if version >= 2 else None
     if stream >= len(specs) or channels != len(specs[stream].channels):
         raise TraceError(f"samples chunk for unknown stream {stream} or wrong channel count {channels}")
-    expected = SAMPLES_HEADER.size + 8 * n * (1 + channels)
+    expected = layout.size + 8 * n * (1 + channels)
     if len(payload) != expected:
         raise TraceError(f"samples chunk of {len(payload)} bytes, expected {expected}")
-    body = np.frombuffer(payload, dtype="<f8", offset=SAMPLES_HEADER.size)
-    return stream, body[:n], body[n:].reshape(channels, n)
+    body = np.frombuffer(payload, dtype="<f8", offset=layout.size)
+    return Chunk(stream, body[:n], body[n:].reshape(channels, n), first)
+
+
+class TraceReader:
+    """Read a trace file record by record: header first, then chunks and events, with damage accounting.
+
+    Use as a context manager; :meth:`items` yields ``Chunk`` objects and ``Event`` lists in
+    file order. ``header``, ``specs``, ``damage``, ``problems`` and ``closed_cleanly`` are
+    complete once :meth:`items` is exhausted.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._handle = open(self.path, "rb")
+        except FileNotFoundError:
+            raise TraceError(f"{self.path}: file not found") from None
+        except IsADirectoryError:
+            raise TraceError(f"{self.path}: is a directory") from None
+        except OSError as error:
+            raise TraceError(f"{self.path}: cannot read ({error.strerror})") from None
+        try:
+            self._scanner = RecordScanner(self._handle, str(self.path))
+        except ValueError:
+            self._handle.close()
+            raise TraceError(f"{self.path}: not an EdgeTran trace (bad magic; use `edgetran trace import` for CSV)") from None
+        self.version = self._scanner.version
+        self.damage = Damage()
+        self.problems: list[str] = []
+        if self._scanner.magic_damaged:
+            self.problems.append("damaged magic at byte 0 (a valid record follows it: read anyway)")
+        self.closed_cleanly = False
+        self.close_totals: dict = {}
+        self.header = self._find_header()
+        self.specs = [StreamSpec.from_dict(s) for s in self.header.get("streams", [])]
+        self._expected = [0] * len(self.specs)
+
+    def _find_header(self) -> dict:
+        """The header record, or (when it is damaged) the first repeated specification."""
+        scanner = RecordScanner(self._handle, str(self.path))
+        for record in scanner.records():
+            if record.type in (TYPE_HEADER, TYPE_SPECS):
+                try:
+                    header = json.loads(record.payload)
+                except ValueError:
+                    continue
+                if record.type == TYPE_SPECS or record.offset != scanner.start:
+                    self.damage.header_damaged = True
+                    self.problems.append(f"header damaged; stream specification taken from the {'repeated specification' if record.type == TYPE_SPECS else 'header'} at byte {record.offset}")
+                return header
+        raise TraceError(f"{self.path}: no readable header (and no repeated stream specification)")
+
+    def items(self) -> Iterator[Chunk | list[Event]]:
+        """Chunks and event lists in file order (valid records only; damage is recorded)."""
+        seq_next = 0
+        reported = 0
+        scanner = self._scanner
+        for record in scanner.records():
+            while reported < len(scanner.damaged):
+                region = scanner.damaged[reported]
+                self.damage.regions.append(region)
+                self.problems.append(f"damaged record at byte {region.offset} ({region.reason}); skipped to byte {region.resume}")
+                reported += 1
+            if record.seq is not None:
+                if record.seq > seq_next:
+                    self.damage.records_lost += record.seq - seq_next
+                seq_next = max(seq_next, record.seq + 1)
+            try:
+                if record.type == TYPE_META:
+                    self.header.update(json.loads(record.payload))
+                elif record.type == TYPE_SPECS:
+                    update = json.loads(record.payload)
+                    self.header.update({k: v for k, v in update.items() if k not in ("streams", "format", "version")})
+                elif record.type == TYPE_EVENTS:
+                    yield [Event.from_dict(e) for e in json.loads(record.payload)]
+                elif record.type == TYPE_SAMPLES:
+                    chunk = _decode_samples(record.payload, self.specs, self.version)
+                    self._count_samples(chunk.stream, chunk.first, len(chunk.t))
+                    yield chunk
+                elif record.type == TYPE_CLOSE:
+                    self.closed_cleanly = True
+                    self.close_totals = json.loads(record.payload)
+            except (ValueError, KeyError, TypeError, struct.error) as error:
+                self.problems.append(f"unreadable record at byte {record.offset}: {error}")
+        for region in scanner.damaged[reported:]:
+            self.damage.regions.append(region)
+            self.problems.append(f"damaged record at byte {region.offset} ({region.reason}); skipped to the end of the file")
+        if scanner.truncated_at is not None:
+            self.damage.truncated_at = scanner.truncated_at
+            self.problems.append(f"truncated record at byte {scanner.truncated_at} (recording was cut short)")
+        totals = self.close_totals.get("streams") if isinstance(self.close_totals, dict) else None
+        if isinstance(totals, dict):
+            for index, spec in enumerate(self.specs):
+                self._count_samples(index, totals.get(spec.name), 0)
+            if isinstance(self.close_totals.get("records"), int) and self.close_totals["records"] > seq_next:
+                self.damage.records_lost += self.close_totals["records"] - seq_next
+        elif self.version == 1:
+            self.damage.records_lost = len(self.damage.regions)  # v1 has no sequence numbers: one per region
+
+    def _count_samples(self, stream: int, first: int | None, n: int) -> None:
+        if first is None:
+            return
+        if first > self._expected[stream]:
+            name = self.specs[stream].name
+            self.damage.samples_lost[name] = self.damage.samples_lost.get(name, 0) + first - self._expected[stream]
+        self._expected[stream] = max(self._expected[stream], first + n)
+
+    def chunks(self, stream: int | None = None) -> Iterator[Chunk]:
+        """Only the samples chunks (of one stream index, or all)."""
+        for item in self.items():
+            if isinstance(item, Chunk) and (stream is None or item.stream == stream):
+                yield item
+
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+    def __enter__(self) -> "TraceReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_trace(path: str | Path) -> Trace:
-    """Read a trace, verifying every chunk's CRC; damaged chunks are reported and skipped."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise TraceError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise TraceError(f"{path}: is a directory") from None
-    if not data.startswith(MAGIC):
-        raise TraceError(f"{path}: not an EdgeTran trace (bad magic; use `edgetran trace import` for CSV)")
-    header: dict | None = None
-    specs: list[StreamSpec] = []
-    chunks: list[list[tuple[np.ndarray, np.ndarray]]] = []
-    events: list[Event] = []
-    problems: list[str] = []
-    closed = False
-    position = len(MAGIC)
-    while position < len(data):
-        if len(data) - position < RECORD_HEADER.size:
-            problems.append(f"truncated record at byte {position} (recording was cut short)")
-            break
-        sync, record_type, length, crc = RECORD_HEADER.unpack_from(data, position)
-        start = position + RECORD_HEADER.size
-        end = start + length
-        reason = None
-        if sync != SYNC:
-            reason = "lost sync"
-        elif record_type not in RECORD_TYPES or length > MAX_PAYLOAD_BYTES:
-            reason = f"bad record type {record_type} or length {length}"
-        elif end > len(data):
-            problems.append(f"truncated record at byte {position} (recording was cut short)")
-            break
-        elif _crc(record_type, data[start:end]) != crc:
-            reason = "CRC mismatch"
-        if reason is not None:
-            resume = data.find(SYNC, position + 1)
-            problems.append(f"damaged record at byte {position} ({reason}); skipped to byte {resume if resume >= 0 else len(data)}")
-            if resume < 0:
-                break
-            position = resume
-            continue
-        payload = data[start:end]
-        position = end
-        try:
-            if record_type == TYPE_HEADER:
-                header = json.loads(payload)
-                specs = [StreamSpec.from_dict(s) for s in header.get("streams", [])]
-                chunks = [[] for _ in specs]
-            elif record_type == TYPE_META and header is not None:
-                header.update(json.loads(payload))
-            elif record_type == TYPE_EVENTS:
-                events.extend(Event.from_dict(e) for e in json.loads(payload))
-            elif record_type == TYPE_SAMPLES:
-                stream, times, values = _decode_samples(payload, specs)
-                chunks[stream].append((times, values))
-            elif record_type == TYPE_CLOSE:
-                closed = True
-        except (ValueError, KeyError, TypeError, struct.error) as error:
-            problems.append(f"unreadable record at byte {position - length - RECORD_HEADER.size}: {error}")
-    if header is None:
-        raise TraceError(f"{path}: no readable header")
+    """Read a whole trace into memory, verifying every CRC; damaged records are reported and skipped."""
+    with TraceReader(path) as reader:
+        chunks: list[list[Chunk]] = [[] for _ in reader.specs]
+        events: list[Event] = []
+        for item in reader.items():
+            if isinstance(item, Chunk):
+                chunks[item.stream].append(item)
+            else:
+                events.extend(item)
     streams = {}
-    for spec, parts in zip(specs, chunks):
-        t = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
-        values = np.concatenate([p[1] for p in parts], axis=1) if parts else np.empty((len(spec.channels), 0))
+    for spec, parts in zip(reader.specs, chunks):
+        t = np.concatenate([p.t for p in parts]) if parts else np.empty(0)
+        values = np.concatenate([p.values for p in parts], axis=1) if parts else np.empty((len(spec.channels), 0))
         order = np.argsort(t, kind="stable")
         streams[spec.name] = Stream(spec, t[order], {c: values[i][order] for i, c in enumerate(spec.channels)})
     events.sort(key=lambda e: e.t)
-    return Trace(header, streams, events, problems, closed)
+    return Trace(reader.header, streams, events, reader.problems, reader.closed_cleanly, reader.damage)
 
 
 def write_trace(path: str | Path, trace: Trace, overwrite: bool = False) -> None:

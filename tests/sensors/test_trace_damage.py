@@ -1,0 +1,117 @@
+"""Damaged traces: a flipped bit in a record length, in the header, in a payload; everything else is recovered."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from sensors.trace.format import SYNC, StreamSpec, TraceWriter, read_trace
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SPEC = StreamSpec("ina", ("power_w", "bus_v"), {"kind": "emulated-ina219", "update_interval_s": 0.001})
+
+
+def write(path: Path, n: int = 1000, **options) -> Path:
+    with TraceWriter(path, [SPEC], chunk_samples=100, flush_interval_s=1e9, **options) as writer:
+        for i in range(n):
+            writer.append("ina", i * 0.001, [float(i), 5.0])
+            if i == 500:
+                writer.event(i * 0.001, "marker", "half")
+    return path
+
+
+def record_offsets(data: bytes) -> list[int]:
+    """Offsets of the records, by their sync words (the test data holds no false ones: checked)."""
+    return [i for i in range(len(data)) if data[i : i + 4] == SYNC]
+
+
+def flip(path: Path, byte: int, bit: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[byte] ^= 1 << bit
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bit_in_a_record_length_loses_only_that_record(tmp_path: Path):
+    path = write(tmp_path / "len.ettrace")
+    offsets = record_offsets(path.read_bytes())
+    victim = offsets[4]  # header, then samples 0..99, 100..199, 200..299, 300..399 <- this one
+    flip(path, victim + 5 + 2, 4)  # bit 20 of the u32 length: the length now runs past the end of the file
+    trace = read_trace(path)
+    values = trace.stream().values["power_w"]
+    assert len(values) == 900 and 350.0 not in values and 999.0 in values
+    assert trace.closed_cleanly and [e.label for e in trace.events] == ["half"]
+    assert trace.damage.records_lost == 1 and trace.damage.samples_lost == {"ina": 100}
+    assert trace.damage.regions[0].offset == victim
+    assert any("damaged record" in p and str(victim) in p for p in trace.problems)
+    assert not any("truncated" in p for p in trace.problems)
+
+
+def test_flipped_bit_in_a_payload_loses_that_chunk_and_says_how_many_samples(tmp_path: Path):
+    path = write(tmp_path / "payload.ettrace")
+    offsets = record_offsets(path.read_bytes())
+    flip(path, offsets[3] + 60, 0)  # inside samples 200..299
+    trace = read_trace(path)
+    values = trace.stream().values["power_w"]
+    assert len(values) == 900 and 250.0 not in values and 300.0 in values
+    assert trace.damage.records_lost == 1 and trace.damage.samples_lost == {"ina": 100}
+    assert "CRC" in trace.damage.regions[0].reason
+
+
+def test_damaged_header_is_recovered_from_the_repeated_stream_specification(tmp_path: Path):
+    path = write(tmp_path / "header.ettrace", spec_every_chunks=3)
+    offsets = record_offsets(path.read_bytes())
+    flip(path, offsets[0] + 40, 3)  # inside the header's JSON
+    trace = read_trace(path)
+    stream = trace.stream("ina")
+    assert stream.spec == SPEC
+    assert np.array_equal(stream.values["power_w"], np.arange(1000.0))  # even the samples before the first repeat
+    assert trace.damage.records_lost == 1 and trace.damage.samples_lost == {}
+    assert any("header" in p for p in trace.problems)
+
+
+def test_damaged_header_length_is_recovered_too(tmp_path: Path):
+    path = write(tmp_path / "header_len.ettrace", spec_every_chunks=3)
+    flip(path, 8 + 5 + 3, 7)  # the header record's length becomes ~2 GB
+    trace = read_trace(path)
+    assert np.array_equal(trace.stream().values["power_w"], np.arange(1000.0))
+
+
+def test_torn_record_in_the_middle_is_not_taken_for_the_end_of_the_file(tmp_path: Path):
+    """A write cut short (ENOSPC) and then resumed: the records after the torn one survive."""
+    path = write(tmp_path / "torn.ettrace")
+    data = path.read_bytes()
+    offsets = record_offsets(data)
+    torn = data[: offsets[2] + 100] + data[offsets[3] :]  # record 2 lost most of its payload
+    path.write_bytes(torn)
+    trace = read_trace(path)
+    values = trace.stream().values["power_w"]
+    assert len(values) == 900 and 150.0 not in values and 999.0 in values
+    assert trace.damage.samples_lost == {"ina": 100}
+
+
+def test_truncation_at_the_end_is_reported_as_truncation(tmp_path: Path):
+    path = write(tmp_path / "cut.ettrace")
+    data = path.read_bytes()
+    path.write_bytes(data[: record_offsets(data)[-2] + 50])  # cut inside the last samples chunk
+    trace = read_trace(path)
+    assert any("truncated" in p for p in trace.problems)
+    assert not trace.closed_cleanly and len(trace.stream().t) == 901  # the last chunk (901..999) was cut
+
+
+def test_version_1_files_are_still_read(tmp_path: Path):
+    path = tmp_path / "v1.ettrace"
+    shutil.copy(FIXTURES / "trace_v1.ettrace", path)
+    trace = read_trace(path)
+    assert trace.header["version"] == 1 and trace.closed_cleanly and trace.problems == []
+    assert np.array_equal(trace.stream().values["power_w"], np.arange(1000.0))
+    assert [e.kind for e in trace.events] == ["window_begin", "window_end"]
+    # and a flipped length bit in a version-1 file no longer drops the rest
+    data = path.read_bytes()
+    victim = record_offsets(data)[4]
+    assert struct.unpack_from("<I", data, victim + 5)[0] < 2**20
+    flip(path, victim + 5 + 2, 4)
+    values = read_trace(path).stream().values["power_w"]
+    assert len(values) == 900 and 999.0 in values
