@@ -56,12 +56,18 @@ def _emulated_ina219(
     seed: int = 0,
     address: int = 0x40,
     name: str | None = None,
+    bus_clock_hz: float = 100_000.0,
 ) -> Sensor:
     from sensors.ina219.driver import INA219Sensor
     from sensors.ina219.emulator import EmulatedI2CBus, EmulatedINA219
+    from sensors.ina219.i2c_timing import I2CTiming
 
     chip = EmulatedINA219(parse_waveform(waveform, supply_v), shunt_ohms=shunt_ohms)
-    bus = EmulatedI2CBus({address: chip}, error_rate=error_rate, seed=seed)
+    try:
+        timing = I2CTiming(float(bus_clock_hz))  # the emulated bus takes real time per transaction (#11 item 3)
+    except ValueError as error:
+        raise SensorConfigError(str(error)) from None
+    bus = EmulatedI2CBus({address: chip}, error_rate=error_rate, seed=seed, timing=timing)
     sensor = INA219Sensor(bus, address, shunt_ohms, max_expected_a, rate_hz, name=name or "emulated-ina219", provenance=EMULATED, kind="emulated-ina219")
     sensor.emulated_bus = bus  # type: ignore[attr-defined]
     return sensor
@@ -78,16 +84,16 @@ def _smbus(bus: int) -> Any:
         raise SensorConfigError(f"/dev/i2c-{bus}: permission denied; add the user to the i2c group (see udev/)") from None
 
 
-def _ina219(bus: int = 1, address: int = 0x40, shunt_ohms: float = 0.1, max_expected_a: float = 3.2, rate_hz: float = 1000.0, name: str | None = None) -> Sensor:
+def _ina219(bus: int = 1, address: int = 0x40, shunt_ohms: float = 0.1, max_expected_a: float = 3.2, rate_hz: float = 1000.0, name: str | None = None, bus_clock_hz: float | None = None) -> Sensor:
     from sensors.ina219.driver import INA219Sensor
 
-    return INA219Sensor(_smbus(bus), address, shunt_ohms, max_expected_a, rate_hz, name=name)
+    return INA219Sensor(_smbus(bus), address, shunt_ohms, max_expected_a, rate_hz, name=name, bus_clock_hz=bus_clock_hz)
 
 
-def _ina219_adafruit(bus: int = 1, address: int = 0x40, shunt_ohms: float = 0.1, max_expected_a: float = 3.2, rate_hz: float = 1000.0, name: str | None = None) -> Sensor:
+def _ina219_adafruit(bus: int = 1, address: int = 0x40, shunt_ohms: float = 0.1, max_expected_a: float = 3.2, rate_hz: float = 1000.0, name: str | None = None, bus_clock_hz: float | None = None) -> Sensor:
     from sensors.ina219.adafruit_adapter import AdafruitINA219Sensor
 
-    return AdafruitINA219Sensor(_smbus(bus), address, shunt_ohms, max_expected_a, rate_hz, name=name)
+    return AdafruitINA219Sensor(_smbus(bus), address, shunt_ohms, max_expected_a, rate_hz, name=name, bus_clock_hz=bus_clock_hz)
 
 
 def _replay(path: str, speed: float = 1.0, loop: bool = False, stream: str | None = None) -> Sensor:

@@ -1,19 +1,51 @@
 """INA219 driver over an SMBus-like bus (smbus2.SMBus on a Pi, the emulated bus in tests).
 
-The fast read path used for sustained sampling reads four registers with one
-``read_i2c_block_data`` each: bus voltage (with the conversion-ready and overflow
-bits), shunt voltage, current and power. Reading the power register clears CNVR, so
-the next read knows whether a new conversion has completed since: a sample whose
-CNVR bit was clear is marked ``fresh=False`` (a stale value, the same numbers as the
-previous read). Several INA219s on one bus are several drivers on one bus object.
+Read order (issue #11, item 3). Each register is its own I2C transaction, and a
+conversion may complete between any two of them; reading the power register clears
+the conversion-ready bit (CNVR, bus register bit 1). The old order (bus with CNVR,
+shunt, current, power) lost conversions: one completing after the bus read was
+cleared by the power read and the sample was marked stale (31% of conversions at
+1 kHz on a 400 kHz bus). The sampling path now reads **at most two registers**:
 
-The bus object needs ``read_i2c_block_data(addr, reg, n)`` and
-``write_i2c_block_data(addr, reg, data)``; the INA219 sends the most significant byte
-first. I2C failures (``OSError``: EIO, EREMOTEIO, timeouts) become ``SensorError``.
+1. the bus voltage register alone: CNVR, OVF and the bus voltage. With CNVR clear
+   nothing else is read, so a conversion completing later keeps its flag for the next
+   poll: the read is stale and costs one transaction;
+2. with CNVR set, the power register (this clears CNVR). Power is the chip's own
+   product of one conversion's current and bus voltage, so it is self-consistent even
+   when a newer conversion completed between the two reads (then its power, not the
+   older one's, is delivered: nothing read is thrown away).
+
+Current and shunt voltage are derived: ``current = power / bus``, ``shunt = current x
+R_shunt``. This keeps a fresh sample at two transactions, the only order that delivers
+1 kHz on the Pi's default 100 kHz bus (two reads of 485 us), at a cost: the power
+register is unsigned (reverse current reads positive) and its LSB is 20 current LSBs,
+so the derived current resolves ``power_lsb / bus_v`` (0.4 mA at 5 V for a 3.2 A
+range; the header's precision is stated at ``DERIVED_PRECISION_BUS_V``).
+
+Rate feasibility (``plan_config``) includes the reads: at ``R`` Hz both reads must fit
+in a poll period, and a conversion at the datasheet's slowest must complete between
+the power read of one poll and the bus read of the next (``1/R - one read``), so every
+poll finds a fresh result. A rate that cannot meet both is refused with the maximum.
+
+Time stamps (``INA219Sensor.read``): a sample is stamped at the estimated end of the
+conversion whose power it carries. That conversion is the latest to complete before
+the power register was latched, so it ended in ``(latch - slowest period, latch]``,
+and after the previous power read (it set CNVR again), and after any bus read that saw
+CNVR clear since. With the latch bounded by the reads' start and end times and the
+bus clock (the chip latches after three bytes, before the last two), the stamp is the
+midpoint of that interval and its half-width, about ``(slowest period + call
+overhead) / 2``, is stated in the sensor's details as ``stamp_uncertainty_s``.
+
+Several INA219s on one bus are several drivers on one bus object. The bus object needs
+``read_i2c_block_data(addr, reg, n)`` and ``write_i2c_block_data(addr, reg, data)``; the
+INA219 sends the most significant byte first. I2C failures (``OSError``: EIO,
+EREMOTEIO, timeouts) become ``SensorError``. The bus clock is a setting
+(``bus_clock_hz``, 100 kHz by default as on a Pi); an emulated bus states its own.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,20 +60,53 @@ from sensors.ina219.registers import (
     REG_BUS_VOLTAGE,
     REG_CALIBRATION,
     REG_CONFIG,
-    REG_CURRENT,
+    FASTEST_PERIOD_S,
     REG_POWER,
-    REG_SHUNT_VOLTAGE,
-    SHUNT_LSB_V,
     AdcSetting,
     Calibration,
     Config,
     adc_by_label,
-    choose_adc_for_rate,
-    to_signed16,
+    choose_adc_for_window,
+    slowest_period_s,
+)
+from sensors.ina219.i2c_timing import (
+    FAST_MODE_HZ,
+    READ_DATA_BYTES,
+    READ_LATCH_BYTES,
+    STANDARD_MODE_HZ,
+    I2CTiming,
 )
 
 DEFAULT_ADDRESS = 0x40
 CHANNELS = ("power_w", "bus_v", "shunt_v", "current_a")
+DERIVED_PRECISION_BUS_V = 5.0  # bus voltage at which the derived current's resolution is stated (the rig's 5 V boards)
+_NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How a driver reads one fresh sample: transactions, and how many separate the CNVR gate from the power read."""
+
+    reads_per_sample: int  # register transactions per fresh sample
+    gate_to_power: int  # transactions from the bus-register read (CNVR seen) to the power read
+    description: str
+
+
+FAST_READ_PLAN = ReadPlan(2, 1, "bus voltage with CNVR, then power")
+
+
+def bus_timing(bus: object, bus_clock_hz: float | None = None) -> I2CTiming | None:
+    """The bus's timing: an emulated bus states its own; a real one runs at ``bus_clock_hz`` (100 kHz default)."""
+    if hasattr(bus, "timing"):
+        timing = getattr(bus, "timing")
+        if bus_clock_hz is not None and (timing is None or timing.bus_clock_hz != bus_clock_hz):
+            stated = "instantaneous" if timing is None else f"at {timing.bus_clock_hz:g} Hz"
+            raise SensorConfigError(f"the emulated bus runs {stated}, not at bus_clock_hz={bus_clock_hz:g}")
+        return timing
+    try:
+        return I2CTiming(STANDARD_MODE_HZ if bus_clock_hz is None else float(bus_clock_hz))
+    except ValueError as error:
+        raise SensorConfigError(str(error)) from None
 
 
 class SMBusLike(Protocol):
@@ -107,22 +172,39 @@ class INA219:
         self.config = config
         self.calibration = calibration
 
-    def read(self) -> Reading:
-        """Bus, shunt, current and power (reading power clears the conversion-ready bit)."""
+    def read_bus(self) -> tuple[float, bool, bool]:
+        """Bus voltage register: (bus volts, conversion ready, math overflow); leaves CNVR as it is."""
+        bus = self.read_register(REG_BUS_VOLTAGE)
+        return (bus >> 3) * BUS_LSB_V, bool(bus & BUS_CNVR_BIT), bool(bus & BUS_OVF_BIT)
+
+    def read_power(self) -> float:
+        """Power register in watts (reading it clears the conversion-ready bit)."""
         if self.calibration is None:
             raise SensorConfigError("INA219 is not calibrated: call configure() first")
-        bus = self.read_register(REG_BUS_VOLTAGE)
-        shunt = to_signed16(self.read_register(REG_SHUNT_VOLTAGE))
-        current = to_signed16(self.read_register(REG_CURRENT))
-        power = self.read_register(REG_POWER)
-        return Reading(
-            bus_v=(bus >> 3) * BUS_LSB_V,
-            shunt_v=shunt * SHUNT_LSB_V,
-            current_a=current * self.calibration.current_lsb_a,
-            power_w=power * self.calibration.power_lsb_w,
-            conversion_ready=bool(bus & BUS_CNVR_BIT),
-            overflow=bool(bus & BUS_OVF_BIT),
-        )
+        return self.read_register(REG_POWER) * self.calibration.power_lsb_w
+
+    def read(self) -> Reading:
+        """One race-free read: the bus register, then the power register only when CNVR is set (see module docstring)."""
+        if self.calibration is None:
+            raise SensorConfigError("INA219 is not calibrated: call configure() first")
+        bus_v, ready, overflow = self.read_bus()
+        if not ready:
+            return Reading(bus_v, _NAN, _NAN, _NAN, conversion_ready=False, overflow=overflow)
+        return derive(bus_v, self.read_power(), self.calibration.shunt_ohms, overflow)
+
+
+def derive(bus_v: float, power_w: float, shunt_ohms: float, overflow: bool) -> Reading:
+    """A fresh reading from bus voltage and power: current = power / bus, shunt = current x R (NaN on overflow)."""
+    if overflow:
+        return Reading(bus_v, _NAN, _NAN, _NAN, conversion_ready=True, overflow=True)
+    current_a = power_w / bus_v if bus_v > 0 else _NAN
+    return Reading(bus_v, current_a * shunt_ohms, current_a, power_w, conversion_ready=True, overflow=False)
+
+
+def max_rate_hz(timing: I2CTiming | None, plan: ReadPlan = FAST_READ_PLAN) -> float:
+    """Highest poll rate at which every poll finds a fresh conversion and the reads fit, Hz."""
+    read_s = 0.0 if timing is None else timing.register_read_s
+    return 1.0 / max(plan.reads_per_sample * read_s, plan.gate_to_power * read_s + slowest_period_s(FASTEST_PERIOD_S))
 
 
 def plan_config(
@@ -131,11 +213,32 @@ def plan_config(
     pga_divisor: int = 8,
     bus_adc: str | None = None,
     shunt_adc: str | None = None,
+    timing: I2CTiming | None = None,
+    plan: ReadPlan = FAST_READ_PLAN,
 ) -> Config:
-    """A continuous shunt+bus configuration; ADC settings chosen for ``rate_hz`` unless given."""
+    """A continuous shunt+bus configuration; ADC settings chosen for ``rate_hz`` and the bus's read time unless given.
+
+    At ``rate_hz`` the plan's reads must fit in one poll period, and a conversion (at
+    the datasheet's slowest) must complete between a poll's power read and the next
+    poll's bus read, so that every poll is fresh. Refused, naming the maximum, otherwise.
+    """
+    where = "an instantaneous bus" if timing is None else timing.describe()
+    read_s = 0.0 if timing is None else timing.register_read_s
+    if rate_hz is not None:
+        if not rate_hz > 0:
+            raise SensorConfigError(f"sample rate must be positive, got {rate_hz} Hz")
+        maximum = max_rate_hz(timing, plan)
+        if rate_hz > maximum:
+            hint = " (a 400 kHz bus: dtparam=i2c_arm_baudrate=400000 on a Pi)" if timing is not None and timing.bus_clock_hz < FAST_MODE_HZ else ""
+            raise SensorConfigError(
+                f"the INA219 cannot deliver {rate_hz:g} Hz on {where}: a fresh sample takes {plan.reads_per_sample} register "
+                f"reads ({plan.description}) and a shunt+bus conversion of up to "
+                f"{slowest_period_s(FASTEST_PERIOD_S) * 1e6:.0f} us must fit between polls; maximum {math.floor(maximum)} Hz{hint}"
+            )
+    window_s = None if rate_hz is None else 1.0 / rate_hz - plan.gate_to_power * read_s
     try:
-        if rate_hz is not None and (bus_adc is None or shunt_adc is None):
-            auto_bus, auto_shunt = choose_adc_for_rate(rate_hz)
+        if window_s is not None and (bus_adc is None or shunt_adc is None):
+            auto_bus, auto_shunt = choose_adc_for_window(window_s)
         else:
             auto_bus = auto_shunt = adc_by_label("12-bit")
         bus_setting: AdcSetting = adc_by_label(bus_adc) if bus_adc else auto_bus
@@ -144,16 +247,41 @@ def plan_config(
         config.encode()
     except ValueError as error:
         raise SensorConfigError(str(error)) from None
-    if rate_hz is not None and config.conversion_period_s > 1.0 / rate_hz:
+    if window_s is not None and slowest_period_s(config.conversion_period_s) > window_s:
         raise SensorConfigError(
             f"ADC settings bus {bus_setting.label} + shunt {shunt_setting.label} convert every "
-            f"{config.conversion_period_s * 1e3:.3f} ms, slower than the requested {rate_hz:g} Hz"
+            f"{config.conversion_period_s * 1e3:.3f} ms ({slowest_period_s(config.conversion_period_s) * 1e3:.3f} ms at the "
+            f"datasheet's slowest), longer than the {window_s * 1e3:.3f} ms between polls' reads on {where}: "
+            f"slower than the requested {rate_hz:g} Hz"
         )
     return config
 
 
+class ConversionStamp:
+    """Estimates each fresh sample's conversion end from the times around its reads (see module docstring)."""
+
+    def __init__(self, config: Config, timing: I2CTiming | None) -> None:
+        self.slowest_period_s = slowest_period_s(config.conversion_period_s)
+        self.latch_after_s = 0.0 if timing is None else timing.wire_s(READ_LATCH_BYTES)  # earliest latch after a read starts
+        self.latch_before_s = 0.0 if timing is None else timing.wire_s(READ_DATA_BYTES)  # latest latch before a read ends
+        overhead = 0.0 if timing is None else timing.ioctl_overhead_s
+        self.uncertainty_s = (self.slowest_period_s + overhead) / 2  # steady-state half-width
+        self._after = -math.inf  # the next delivered conversion ends after this
+
+    def no_conversion(self, bus_read_start: float) -> None:
+        """A bus read saw CNVR clear: no conversion completed before its latch."""
+        self._after = max(self._after, bus_read_start + self.latch_after_s)
+
+    def fresh(self, power_read_start: float, power_read_end: float) -> float:
+        """Stamp of the conversion a power read returned: the midpoint of the interval it must have ended in."""
+        upper = power_read_end - self.latch_before_s
+        lower = max(self._after, power_read_start + self.latch_after_s - self.slowest_period_s)
+        self._after = power_read_start + self.latch_after_s  # the power read cleared CNVR at its latch
+        return (lower + max(lower, upper)) / 2
+
+
 class INA219Sensor(Sensor):
-    """An INA219 on a supply rail as a Sensor: power, bus and shunt voltage, current."""
+    """An INA219 on a supply rail as a Sensor: power, bus voltage, and (derived) current and shunt voltage."""
 
     kind = "ina219"
 
@@ -172,12 +300,14 @@ class INA219Sensor(Sensor):
         clock: Clock = time.monotonic,
         provenance: str = MEASURED,
         kind: str = "ina219",
+        bus_clock_hz: float | None = None,
     ) -> None:
         try:
             calibration = Calibration.for_shunt(shunt_ohms, max_expected_a)
         except ValueError as error:
             raise SensorConfigError(str(error)) from None
-        config = plan_config(rate_hz, bus_range_v, pga_divisor, bus_adc, shunt_adc)
+        timing = bus_timing(bus, bus_clock_hz)
+        config = plan_config(rate_hz, bus_range_v, pga_divisor, bus_adc, shunt_adc, timing=timing)
         if max_expected_a * shunt_ohms > config.shunt_range_v * (1 + 1e-9):
             raise SensorConfigError(
                 f"{max_expected_a} A through {shunt_ohms} ohm drops {max_expected_a * shunt_ohms:.3f} V, above the "
@@ -187,6 +317,11 @@ class INA219Sensor(Sensor):
         self.device.configure(config, calibration)
         self.clock = clock
         self.kind = kind
+        self.timing = timing
+        self.stamp = ConversionStamp(config, timing)
+        current_precision = max(
+            calibration.current_lsb_a, config.shunt_step_v / shunt_ohms, calibration.power_lsb_w / DERIVED_PRECISION_BUS_V
+        )
         self._info = SensorInfo(
             kind=kind,
             name=name or f"ina219@{address:#04x}",
@@ -194,8 +329,8 @@ class INA219Sensor(Sensor):
             update_interval_s=config.conversion_period_s,
             precision={
                 "power_w": calibration.power_lsb_w,
-                "current_a": max(calibration.current_lsb_a, config.shunt_step_v / shunt_ohms),
-                "shunt_v": config.shunt_step_v,
+                "current_a": current_precision,
+                "shunt_v": current_precision * shunt_ohms,
                 "bus_v": config.bus_step_v,
             },
             provenance=provenance,
@@ -210,19 +345,35 @@ class INA219Sensor(Sensor):
                 "pga_divisor": config.pga_divisor,
                 "bus_adc": config.bus_adc.label,
                 "shunt_adc": config.shunt_adc.label,
+                "bus_clock_hz": None if timing is None else timing.bus_clock_hz,
+                "register_read_s": 0.0 if timing is None else timing.register_read_s,
+                "max_rate_hz": max_rate_hz(timing),
+                "read_plan": f"{FAST_READ_PLAN.description}; current = power / bus, shunt = current x R",
+                "precision_at_bus_v": DERIVED_PRECISION_BUS_V,
+                "stamp": "conversion end, midpoint of the interval bounded by the reads",
+                "stamp_uncertainty_s": self.stamp.uncertainty_s,
             },
         )
         self.overflows = 0
+        self._last_values: dict[str, float] = {channel: _NAN for channel in CHANNELS}
 
     @property
     def info(self) -> SensorInfo:
-        """Channels, conversion period and LSB-based precision."""
+        """Channels, conversion period, LSB-based precision, bus timing and stamp uncertainty."""
         return self._info
 
     def read(self) -> Sample:
-        """One sample; ``fresh`` is False when no conversion completed since the last read."""
-        reading = self.device.read()
-        t = self.clock()
+        """One sample; ``fresh`` is False (the previous values) when no conversion completed since the last one."""
+        device = self.device
+        bus_start = self.clock()
+        bus_v, ready, overflow = device.read_bus()
+        if not ready:
+            self.stamp.no_conversion(bus_start)
+            return Sample(self.clock(), self._last_values, fresh=False)
+        power_start = self.clock()
+        power_w = device.read_power()
+        t = self.stamp.fresh(power_start, self.clock())
+        reading = derive(bus_v, power_w, device.calibration.shunt_ohms, overflow)  # type: ignore[union-attr]
         if reading.overflow:
             self.overflows += 1
         values: dict[str, Any] = {
@@ -231,12 +382,8 @@ class INA219Sensor(Sensor):
             "shunt_v": reading.shunt_v,
             "current_a": reading.current_a,
         }
-        if reading.overflow:
-            values = {channel: float("nan") for channel in ("power_w", "current_a")} | {
-                "bus_v": reading.bus_v,
-                "shunt_v": reading.shunt_v,
-            }
-        return Sample(t, values, fresh=reading.conversion_ready)
+        self._last_values = values
+        return Sample(t, values, fresh=True)
 
     def close(self) -> None:
         """Close the bus if it has a close method."""

@@ -21,6 +21,19 @@ The waveform is a function of time returning ``(bus_volts, current_amps)``; help
 build constant, square-wave, sampled and power-driven waveforms. Faults are injected
 on demand: I2C errors (EIO, timeouts) for the next N transactions or at a seeded
 random rate, and a forced math overflow.
+
+Bus time (:class:`EmulatedI2CBus`): every transaction lasts what its bytes take at the
+bus clock plus a call overhead (``sensors.ina219.i2c_timing``; 100 kHz by default, as
+on a Raspberry Pi). The time really passes on the chips' clock: the bus waits (sleeps,
+then spins the last few tens of microseconds) against ``time.monotonic``, or, with a
+simulated clock, advances it through ``advance``. A register read latches the chip's
+register after its first three bytes, so conversions complete during reads exactly as
+they do on hardware. ``timing=None`` gives an idealised, instantaneous bus.
+
+Ground truth for tests and benchmarks: the chip counts the conversions it completed
+(``conversions_completed``), the power-register reads that consumed a set CNVR
+(``consumed``), and, with ``keep_history``, every power read's latch time, the index
+and end time of the conversion it returned, and whether CNVR was set.
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ import errno
 import math
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -54,9 +68,11 @@ from sensors.ina219.registers import (
     to_signed16,
     to_unsigned16,
 )
+from sensors.ina219.i2c_timing import BITS_PER_BYTE, I2CTiming
 
 Waveform = Callable[[float], tuple[float, float]]  # t (s) -> (bus V, current A)
 I2C_M_RD = 0x0001  # read flag of an i2c_msg (linux/i2c.h)
+SLEEP_SLACK_S = 100e-6  # a real-time bus wait sleeps until this long before its deadline, then spins
 
 
 def constant(bus_v: float, current_a: float) -> Waveform:
@@ -86,26 +102,63 @@ def sampled_power(times_s: Sequence[float], power_w: Sequence[float], supply_v: 
     return from_power(lambda t: float(np.interp(t, t_arr, p_arr)), supply_v)
 
 
+@dataclass(frozen=True)
+class PowerRead:
+    """One read of the power register, as the chip saw it (ground truth for tests)."""
+
+    t: float  # latch time on the chip's clock, s
+    conversion: int  # index of the conversion whose result was returned (-1: none yet), counted since power-on
+    conversion_end_s: float  # when that conversion completed (nan when none), s
+    cnvr_was_set: bool  # CNVR was set at the latch (this read consumed a conversion)
+
+
 class EmulatedINA219:
     """Register-level model of one INA219 on the emulated bus."""
 
-    def __init__(self, waveform: Waveform, shunt_ohms: float = 0.1, clock: Clock = time.monotonic) -> None:
+    def __init__(self, waveform: Waveform, shunt_ohms: float = 0.1, clock: Clock = time.monotonic, keep_history: bool = False) -> None:
         self.waveform = waveform
         self.shunt_ohms = shunt_ohms  # the resistor on the emulated board (the chip does not know it)
         self.clock = clock
         self.force_overflow = False
+        self.keep_history = keep_history
+        self.power_reads: list[PowerRead] = []  # filled only with keep_history (it grows without bound)
+        self.consumed = 0  # power reads that found CNVR set
+        self._earlier_runs = 0  # conversions completed before the last configuration write
         self._lock = threading.Lock()
         self._pointer = REG_CONFIG
         self._reset()
 
     def _reset(self) -> None:
+        if hasattr(self, "_regs"):
+            self._earlier_runs += self._completed_in_run()
         self._regs = {reg: 0 for reg in REGISTERS}
         self._regs[REG_CONFIG] = CONFIG_RESET_VALUE
-        self._start = self.clock()
-        self._completed = -1  # index of the last conversion whose result is in the registers
+        self._start_run()
         self._cnvr = False
         self._ovf = False
         self._bus_counts = 0
+
+    def _restart(self) -> None:
+        """A configuration write: count the run's conversions (old settings), then start over."""
+        self._earlier_runs += self._completed_in_run()
+        self._start_run()
+
+    def _start_run(self) -> None:
+        self._start = self.clock()
+        self._completed = -1  # index of the last conversion whose result is in the registers
+        self._last_end = math.nan
+
+    def _completed_in_run(self) -> int:
+        config = self.config
+        if config.mode & 0b100 == 0 or config.mode & 0b011 == 0:
+            return 0
+        return max(0, math.floor((self.clock() - self._start) / config.conversion_period_s))
+
+    @property
+    def conversions_completed(self) -> int:
+        """Conversions completed since power-on (ground truth)."""
+        with self._lock:
+            return self._earlier_runs + self._completed_in_run()
 
     # -- conversion model ------------------------------------------------------------
 
@@ -133,6 +186,7 @@ class EmulatedINA219:
         bus_v = self._mean_over(begin + shunt_time, config.bus_adc.conversion_s, config.bus_adc.samples, 0)
         self._convert(config, bus_v, current_a)
         self._completed = latest
+        self._last_end = begin + period
         self._cnvr = True
 
     def _convert(self, config: Config, bus_v: float, current_a: float) -> None:
@@ -164,6 +218,11 @@ class EmulatedINA219:
             if register == REG_BUS_VOLTAGE:
                 return self._bus_counts << 3 | (BUS_CNVR_BIT if self._cnvr else 0) | (BUS_OVF_BIT if self._ovf else 0)
             if register == REG_POWER:
+                if self._cnvr:
+                    self.consumed += 1
+                if self.keep_history:
+                    index = self._earlier_runs + self._completed if self._completed >= 0 else -1
+                    self.power_reads.append(PowerRead(self.clock(), index, self._last_end, self._cnvr))
                 self._cnvr = False
             return self._regs[register]
 
@@ -176,9 +235,8 @@ class EmulatedINA219:
                 if value & CONFIG_RESET_BIT:
                     self._reset()
                     return
+                self._restart()
                 self._regs[REG_CONFIG] = value
-                self._start = self.clock()
-                self._completed = -1
                 self._cnvr = False
             elif register == REG_CALIBRATION:
                 self._regs[REG_CALIBRATION] = value & 0xFFFE
@@ -211,17 +269,37 @@ class EmulatedINA219:
 class EmulatedI2CBus:
     """An SMBus-like bus (the smbus2.SMBus methods the drivers use) with emulated devices.
 
+    ``timing`` sets the bus clock and call overhead (default: 100 kHz, a Raspberry Pi's
+    default; ``None`` for an instantaneous bus). Each transaction takes that long on
+    ``clock``: with ``advance`` (a simulated clock's ``advance(seconds)``) the bus moves
+    the clock forward, else it waits in real time. One transaction at a time, as the
+    kernel's adapter lock does.
+
     Fault injection: ``fail_next(n, kind)`` fails the next n transactions with EIO or a
-    timeout; ``error_rate`` fails each transaction with that probability (seeded).
+    timeout; ``error_rate`` fails each transaction with that probability (seeded). A
+    failed transaction takes as long as a good one.
     """
 
-    def __init__(self, devices: dict[int, EmulatedINA219] | None = None, error_rate: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        devices: dict[int, EmulatedINA219] | None = None,
+        error_rate: float = 0.0,
+        seed: int = 0,
+        timing: I2CTiming | None = I2CTiming(),
+        clock: Clock = time.monotonic,
+        advance: Callable[[float], None] | None = None,
+    ) -> None:
         self.devices: dict[int, EmulatedINA219] = dict(devices or {})
         self.error_rate = error_rate
+        self.timing = timing
+        self.clock = clock
+        self.advance = advance
         self._rng = np.random.default_rng(seed)
         self._pending_failures: list[str] = []
+        self._bus_lock = threading.Lock()
         self.transactions = 0
         self.failures = 0
+        self.busy_s = 0.0  # modelled bus time spent in transactions, s
         self.closed = False
 
     def attach(self, address: int, device: EmulatedINA219) -> None:
@@ -251,29 +329,100 @@ class EmulatedI2CBus:
             raise OSError(errno.EREMOTEIO, f"no device acknowledged address {address:#04x}")
         return device
 
+    # bus time ---------------------------------------------------------------------
+
+    def _wire_s(self, nbytes: int) -> float:
+        return 0.0 if self.timing is None else nbytes * BITS_PER_BYTE / self.timing.bus_clock_hz
+
+    def _half_overhead_s(self) -> float:
+        return 0.0 if self.timing is None else self.timing.ioctl_overhead_s / 2
+
+    def _elapse_until(self, deadline: float) -> None:
+        """Let time pass on the chips' clock until ``deadline``."""
+        if self.timing is None:
+            return
+        if self.advance is not None:
+            remaining = deadline - self.clock()
+            if remaining > 0:
+                self.advance(remaining)
+            return
+        while True:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return
+            if remaining > SLEEP_SLACK_S:
+                time.sleep(remaining - SLEEP_SLACK_S)  # sleep's overshoot is absorbed by the spin below
+
+    def _run(self, messages: Sequence[tuple[int, int, bool, Callable[[EmulatedINA219], None]]], checks: int) -> None:
+        """One ioctl under the adapter lock: (address, data bytes, is_read, action) per message.
+
+        A read acts (the chip latches) once its address byte is acknowledged; a write
+        once its last data byte is in. The first ``checks`` messages each count as a
+        transaction for fault injection (one per smbus call, one per i2c_msg).
+        """
+        with self._bus_lock:
+            start = self.clock()
+            t = start + self._half_overhead_s()
+            error: OSError | None = None
+            device: EmulatedINA219 | None = None
+            for index, (address, nbytes, is_read, action) in enumerate(messages):
+                t += self._wire_s(1)  # the address byte
+                if error is None and (device is None or index < checks):
+                    try:
+                        device = self._transaction(address)
+                    except OSError as failure:
+                        error = failure
+                if not is_read:
+                    t += self._wire_s(nbytes)
+                self._elapse_until(t)
+                if error is None and device is not None:
+                    try:
+                        action(device)
+                    except OSError as failure:
+                        error = failure
+                if is_read:
+                    t += self._wire_s(nbytes)
+            t += self._half_overhead_s()
+            self._elapse_until(t)
+            self.busy_s += t - start
+            if error is not None:
+                raise error
+
     # smbus2.SMBus-compatible methods -------------------------------------------------
 
     def read_i2c_block_data(self, i2c_addr: int, register: int, length: int, force: bool | None = None) -> list[int]:
-        """Write the register pointer, then read ``length`` bytes."""
-        device = self._transaction(i2c_addr)
-        device.receive(bytes([register]))
-        return list(device.transmit(length))
+        """Write the register pointer, then (repeated start) read ``length`` bytes: 3 + length bytes."""
+        out: list[int] = []
+        self._run(
+            [
+                (i2c_addr, 1, False, lambda device: device.receive(bytes([register]))),
+                (i2c_addr, length, True, lambda device: out.extend(device.transmit(length))),
+            ],
+            checks=1,
+        )
+        return out
 
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: Iterable[int], force: bool | None = None) -> None:
-        """Write a register pointer followed by data bytes."""
-        device = self._transaction(i2c_addr)
-        device.receive(bytes([register, *data]))
+        """Write a register pointer followed by data bytes: 2 + len(data) bytes."""
+        payload = bytes([register, *data])
+        self._run([(i2c_addr, len(payload), False, lambda device: device.receive(payload))], checks=1)
 
     def i2c_rdwr(self, *messages: object) -> None:
         """Combined transactions of smbus2.i2c_msg objects (read buffers are filled in place)."""
-        for message in messages:
-            device = self._transaction(message.addr)  # type: ignore[attr-defined]
-            if message.flags & I2C_M_RD:  # type: ignore[attr-defined]
-                data = device.transmit(message.len)  # type: ignore[attr-defined]
-                for i, byte in enumerate(data):
-                    message.buf[i] = bytes([byte])  # type: ignore[attr-defined]
-            else:
-                device.receive(bytes(message))  # type: ignore[arg-type]
+
+        def act(message: object) -> Callable[[EmulatedINA219], None]:
+            def action(device: EmulatedINA219) -> None:
+                if message.flags & I2C_M_RD:  # type: ignore[attr-defined]
+                    data = device.transmit(message.len)  # type: ignore[attr-defined]
+                    for i, byte in enumerate(data):
+                        message.buf[i] = bytes([byte])  # type: ignore[attr-defined]
+                else:
+                    device.receive(bytes(message))  # type: ignore[arg-type]
+
+            return action
+
+        plan = [(m.addr, m.len, bool(m.flags & I2C_M_RD), act(m)) for m in messages]  # type: ignore[attr-defined]
+        self._run(plan, checks=len(plan))
 
     def close(self) -> None:
         """Close the bus."""

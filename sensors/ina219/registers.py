@@ -47,6 +47,9 @@ CALIBRATION_SCALE = 0.04096  # datasheet constant of the calibration equation
 CURRENT_DIVISOR = 4096  # Current = Shunt * Cal / 4096
 POWER_DIVISOR = 5000  # Power = Current * Bus / 5000
 POWER_LSB_PER_CURRENT_LSB = 20
+# The datasheet gives typical and maximum conversion times (12-bit: 532 typ, 586 max us): the
+# chip's oscillator may convert up to ~10% slower than the typical figures the table holds.
+CONVERSION_TIME_TOLERANCE = 0.10
 
 # Bus voltage range (BRNG, bit 13): full-scale volts.
 BUS_RANGES_V = {16: 0, 32: 1}
@@ -229,23 +232,26 @@ def to_unsigned16(value: int) -> int:
     return value & 0xFFFF
 
 
-def choose_adc_for_rate(rate_hz: float) -> tuple[AdcSetting, AdcSetting]:
-    """(bus, shunt) ADC settings that deliver a fresh power value at least ``rate_hz`` times per second.
+def slowest_period_s(period_s: float) -> float:
+    """A typical shunt+bus conversion period at the datasheet's maximum conversion times."""
+    return period_s * (1 + CONVERSION_TIME_TOLERANCE)
 
-    Among the settings whose shunt+bus conversion period fits in 1/rate, prefer the
-    best shunt setting (power follows the current), then the best bus setting.
-    Raises ValueError naming the maximum rate when none fits.
+
+FASTEST_PERIOD_S = ADC_SETTINGS[0].conversion_s * 2  # 9-bit shunt + 9-bit bus, typical
+
+
+def choose_adc_for_window(window_s: float) -> tuple[AdcSetting, AdcSetting]:
+    """(bus, shunt) ADC settings whose shunt+bus conversion completes within ``window_s`` even at the datasheet's slowest.
+
+    Among the settings that fit, prefer the best shunt setting (power follows the
+    current), then the best bus setting. Raises ValueError when none fits.
     """
-    if rate_hz <= 0:
-        raise ValueError(f"sample rate must be positive, got {rate_hz} Hz")
-    period_s = 1.0 / rate_hz
-    fastest = ADC_SETTINGS[0].conversion_s * 2
-    if period_s < fastest:
-        raise ValueError(
-            f"the INA219 cannot deliver {rate_hz:g} Hz: shunt+bus conversions take at least "
-            f"{fastest * 1e6:.0f} us (maximum {1 / fastest:.0f} Hz at 9-bit)"
-        )
     rank = {s.code: i for i, s in enumerate(ADC_SETTINGS)}
-    fits = [(s, b) for s in ADC_SETTINGS for b in ADC_SETTINGS if s.conversion_s + b.conversion_s <= period_s]
+    fits = [(s, b) for s in ADC_SETTINGS for b in ADC_SETTINGS if slowest_period_s(s.conversion_s + b.conversion_s) <= window_s]
+    if not fits:
+        raise ValueError(
+            f"no ADC setting converts within {window_s * 1e6:.0f} us: shunt+bus conversions take up to "
+            f"{slowest_period_s(FASTEST_PERIOD_S) * 1e6:.0f} us at 9-bit"
+        )
     shunt, bus = max(fits, key=lambda pair: (rank[pair[0].code], rank[pair[1].code]))
     return bus, shunt

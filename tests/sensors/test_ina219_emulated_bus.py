@@ -25,10 +25,11 @@ class FakeClock:
         self.t += seconds
 
 
-def rig(waveform, shunt_ohms=0.1, address=0x40, **sensor_kwargs):
+def rig(waveform, shunt_ohms=0.1, address=0x40, timing=None, **sensor_kwargs):
+    """A chip on a bus, instantaneous unless ``timing`` is given (register semantics; bus time: test_ina219_read_race)."""
     clock = FakeClock()
     chip = EmulatedINA219(waveform, shunt_ohms=shunt_ohms, clock=clock)
-    bus = EmulatedI2CBus({address: chip})
+    bus = EmulatedI2CBus({address: chip}, timing=timing, clock=clock, advance=clock.advance)
     sensor = INA219Sensor(bus, address=address, shunt_ohms=shunt_ohms, clock=clock, **sensor_kwargs)
     return clock, chip, bus, sensor
 
@@ -100,8 +101,9 @@ def test_math_overflow_sets_ovf_and_blanks_current_and_power():
     device.configure(Config(), Calibration.for_shunt(0.1, 1.0, current_lsb_a=40e-6))
     clock.advance(0.01)
     reading = device.read()
-    assert reading.overflow
-    assert reading.current_a == pytest.approx(32767 * 40e-6)  # clamped
+    assert reading.overflow and reading.conversion_ready
+    assert chip.signed_current_register() == 32767  # clamped by the chip
+    assert reading.current_a != reading.current_a and reading.power_w != reading.power_w  # NaN: blanked
 
 
 def test_forced_overflow_is_counted_by_the_sensor():
@@ -166,7 +168,7 @@ def test_seeded_error_rate_is_reproducible():
         return pattern
 
     assert failures(3) == failures(3)
-    assert 20 <= sum(failures(3)) <= 80
+    assert 5 <= sum(failures(3)) <= 40  # 10% of 200-400 transactions (a stale read is one, a fresh one two)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +177,9 @@ def test_seeded_error_rate_is_reproducible():
         ({"rate_hz": 9000}, "cannot deliver 9000 Hz"),
         ({"max_expected_a": 5.0}, r"5.0 A through 0.1 ohm drops 0.500 V"),
         ({"address": 0x20}, "0x40..0x4F"),
-        ({"rate_hz": 2000, "bus_adc": "12-bit", "shunt_adc": "12-bit"}, "slower than the requested 2000 Hz"),
+        ({"rate_hz": 900, "bus_adc": "12-bit", "shunt_adc": "12-bit"}, "slower than the requested 900 Hz"),
+        ({"rate_hz": 2000}, r"cannot deliver 2000 Hz on 100 kHz I2C.*maximum 1030 Hz"),
+        ({"rate_hz": 1000, "bus_clock_hz": 400e3}, "emulated bus runs at 100000 Hz"),
     ],
 )
 def test_impossible_configurations_are_refused(kwargs, message):

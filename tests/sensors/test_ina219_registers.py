@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from sensors.base import SensorConfigError
+from sensors.ina219.driver import plan_config
+
 from sensors.ina219.registers import (
     ADC_SETTINGS,
     CONFIG_RESET_VALUE,
@@ -12,7 +15,8 @@ from sensors.ina219.registers import (
     Config,
     adc_by_label,
     adc_setting,
-    choose_adc_for_rate,
+    choose_adc_for_window,
+    slowest_period_s,
     round_up_lsb,
     to_signed16,
     to_unsigned16,
@@ -95,20 +99,25 @@ def test_twelve_bit_power_arrives_every_1_064_ms():
     "rate, bus, shunt",
     [
         (2000, "10-bit", "11-bit"),
-        (900, "12-bit", "12-bit"),
+        (900, "11-bit", "12-bit"),  # 12+12 bits (1.064 ms, 1.170 ms at the slowest) no longer fits 1.111 ms
         (5000, "9-bit", "9-bit"),
         (10, "12-bit x32", "12-bit x128"),
     ],
 )
-def test_rate_picks_settings_that_deliver_it(rate, bus, shunt):
-    chosen_bus, chosen_shunt = choose_adc_for_rate(rate)
-    assert (chosen_bus.label, chosen_shunt.label) == (bus, shunt)
-    assert chosen_bus.conversion_s + chosen_shunt.conversion_s <= 1 / rate
+def test_rate_picks_settings_that_deliver_it_even_at_the_slowest_conversion(rate, bus, shunt):
+    config = plan_config(rate, timing=None)  # an instantaneous bus: the conversion alone sets the limit
+    assert (config.bus_adc.label, config.shunt_adc.label) == (bus, shunt)
+    assert slowest_period_s(config.conversion_period_s) <= 1 / rate
+
+
+def test_window_chooser_refuses_a_window_no_setting_fits():
+    with pytest.raises(ValueError, match=r"no ADC setting converts within 150 us"):
+        choose_adc_for_window(150e-6)
 
 
 def test_rate_above_the_adc_maximum_is_refused_with_the_maximum():
-    with pytest.raises(ValueError, match=r"cannot deliver 8000 Hz.*maximum 5952 Hz"):
-        choose_adc_for_rate(8000)
+    with pytest.raises(SensorConfigError, match=r"cannot deliver 8000 Hz.*maximum 5411 Hz"):
+        plan_config(8000, timing=None)
 
 
 def test_quantisation_steps():
