@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import signal
 import sys
 import threading
@@ -279,70 +280,61 @@ def daemon_command(config: Path = typer.Option(..., "--config", help="Daemon TOM
 # -- traces ---------------------------------------------------------------------------
 
 
-def _load(path: Path):
-    from sensors.trace.format import read_trace
+DEFAULT_MIN_COVERAGE = 0.95  # `trace energy` refuses a window less covered than this (a setting: --min-coverage)
+
+
+def _summary(path: Path, session: Optional[str] = None) -> dict:
+    """A trace's (or one rotated session's) summary, read chunk by chunk."""
+    from sensors.trace.streaming import summarize
 
     with input_errors():
-        return read_trace(path)
+        return summarize(path, session)
 
 
-def trace_summary(trace) -> dict:
-    """Samples, duration, rate, channels, gaps and events of a trace (first stream on top)."""
-    from sensors.energy import GAP_FACTOR
-
-    streams = []
-    gap_events = sum(1 for e in trace.events if e.kind == "gap_begin")
-    for stream in trace.streams.values():
-        t = stream.t
-        spacing = np.diff(t)
-        declared = stream.spec.update_interval_s or 0.0
-        nominal = max(declared, stream.spec.poll_interval_s or 0.0) or (float(np.median(spacing)) if len(spacing) else 0.0)
-        spacing_gaps = int(np.sum(spacing > GAP_FACTOR * nominal * (1 + 1e-9))) if len(spacing) and nominal else 0
-        duration = float(t[-1] - t[0]) if len(t) > 1 else 0.0
-        streams.append(
-            {
-                "name": stream.spec.name,
-                "samples": int(len(t)),
-                "duration_s": duration,
-                "rate_hz": (len(t) - 1) / duration if duration > 0 else 0.0,
-                "channels": list(stream.spec.channels),
-                "update_interval_s": stream.spec.update_interval_s,
-                "gaps": spacing_gaps,
-                "sensor_kind": stream.spec.sensor.get("kind"),
-                "provenance": stream.spec.sensor.get("provenance"),
-            }
-        )
-    first = streams[0] if streams else {"samples": 0, "duration_s": 0.0, "rate_hz": 0.0, "channels": [], "gaps": 0}
-    return {
-        "samples": first["samples"],
-        "duration_s": first["duration_s"],
-        "rate_hz": first["rate_hz"],
-        "channels": first["channels"],
-        "gaps": first["gaps"] + gap_events,
-        "events": len(trace.events),
-        "streams": streams,
-        "closed_cleanly": trace.closed_cleanly,
-        "problems": trace.problems,
-        "clock_offset_s": trace.header.get("clock_offset_s"),
-        "clock_offset_uncertainty_s": trace.header.get("clock_offset_uncertainty_s"),
-    }
-
-
-@trace_app.command("info")
-def info(path: Path = typer.Argument(..., help="Trace file."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Samples, duration, rate, channels, gaps and events of a trace."""
-    summary = trace_summary(_load(path))
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-        return
+def _print_summary(summary: dict) -> None:
     for stream in summary["streams"]:
         typer.echo(
             f"{stream['name']}: {stream['samples']} samples over {stream['duration_s']:.3f} s "
             f"({stream['rate_hz']:.1f} Hz), channels {', '.join(stream['channels'])}, {stream['gaps']} gaps"
         )
     typer.echo(f"{summary['events']} events; {'closed cleanly' if summary['closed_cleanly'] else 'not closed cleanly'}")
+    for damage in summary["damage"]:
+        lost = ", ".join(f"{n} samples of {name}" for name, n in damage["samples_lost"].items()) or "no samples"
+        typer.echo(f"damage{' in ' + damage['file'] if len(summary['files']) > 1 else ''}: {len(damage['regions'])} region(s), "
+                   f"{damage['records_lost']} record(s) and {lost} lost")
     for problem in summary["problems"]:
         typer.echo(f"problem: {problem}")
+
+
+@trace_app.command("info")
+def info(
+    path: Path = typer.Argument(..., help="Trace file, or a directory of rotated traces (lists its sessions and files)."),
+    session: Optional[str] = typer.Option(None, "--session", help="Only this recording session of a directory (id or prefix)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Samples, duration, rate, channels, gaps, events and damage of a trace, read chunk by chunk."""
+    from sensors.trace.streaming import list_sessions
+
+    if not path.is_dir():
+        summary = _summary(path, session)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            _print_summary(summary)
+        return
+    with input_errors():
+        sessions = [s for s in list_sessions(path) if session is None or s.id.startswith(session)]
+    if not sessions:
+        raise typer.BadParameter(f"{path}: no rotated trace files" + (f" of session {session!r}" if session else ""))
+    listing = [{"session": s.id, "stem": s.stem, **_summary(path, s.id)} for s in sessions]
+    if as_json:
+        typer.echo(json.dumps({**listing[-1], "sessions": listing}, indent=2))
+        return
+    for entry in listing:
+        typer.echo(f"session {entry['session']} ({entry['stem']}): {len(entry['files'])} file(s)")
+        for name in entry["files"]:
+            typer.echo(f"  {Path(name).name}")
+        _print_summary(entry)
 
 
 @trace_app.command("import")
@@ -359,8 +351,15 @@ def import_command(
     with input_errors():
         trace = import_any(source, events)
         write_trace(out, trace)
-    summary = trace_summary(_load(out))
+    summary = _summary(out)
     typer.echo(json.dumps(summary, indent=2) if as_json else f"imported {summary['samples']} samples into {out}")
+
+
+def _load(path: Path):
+    from sensors.trace.format import read_trace
+
+    with input_errors():
+        return read_trace(path)
 
 
 @trace_app.command("export")
@@ -368,42 +367,57 @@ def export_command(
     path: Path = typer.Argument(..., help="Trace file."),
     csv_path: Path = typer.Option(..., "--csv", help="Samples CSV to write (events go to *.events.csv)."),
     stream: Optional[str] = typer.Option(None, "--stream", help="Stream to export (default: the first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the written files and counts as JSON."),
 ) -> None:
     """Export one stream's samples and the events as CSV."""
     from sensors.trace.exchange import export_csv
 
     with input_errors():
-        samples, events = export_csv(_load(path), csv_path, stream)
+        trace = _load(path)
+        samples, events = export_csv(trace, csv_path, stream)
+        data = trace.stream(stream)
+    if as_json:
+        typer.echo(json.dumps({"samples_csv": str(samples), "events_csv": str(events), "stream": data.spec.name,
+                               "samples": int(len(data.t)), "events": len(trace.events), "problems": trace.problems}, indent=2))
+        return
     typer.echo(f"wrote {samples} and {events}")
 
 
 @trace_app.command("energy")
 def energy_command(
-    path: Path = typer.Argument(..., help="Trace file."),
+    path: Path = typer.Argument(..., help="Trace file, or a directory of rotated traces (one session)."),
     start: float = typer.Option(..., "--start", help="Window start, seconds from the stream's first sample."),
     end: float = typer.Option(..., "--end", help="Window end, seconds from the stream's first sample."),
     baseline_w: float = typer.Option(0.0, "--baseline-w", help="Idle power to subtract, W."),
     stream: Optional[str] = typer.Option(None, "--stream", help="Stream (default: the first)."),
-    channel: Optional[str] = typer.Option(None, "--channel", help="Power channel (default: the first *power_w)."),
+    channel: Optional[str] = typer.Option(None, "--channel", help="Power channel, *power_w (default: the first)."),
     absolute: bool = typer.Option(False, "--absolute", help="--start/--end are the trace's own timestamps."),
+    session: Optional[str] = typer.Option(None, "--session", help="Recording session of a directory (id or prefix)."),
+    min_coverage: float = typer.Option(DEFAULT_MIN_COVERAGE, "--min-coverage", min=0.0, max=1.0,
+                                       help="Refuse a window whose sampled share is below this."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Energy, peak and mean power and coverage of a window of a trace."""
-    from sensors.energy import energy_window
+    """Energy, peak and mean power and coverage of a window of a trace, read chunk by chunk.
+
+    Refused (exit 2): a window outside the data, coverage below --min-coverage, a channel
+    that is not power.
+    """
+    from sensors.trace.streaming import window_energy
 
     if end <= start:
         raise typer.BadParameter(f"--end ({end:g}) must be after --start ({start:g})")
-    trace = _load(path)
     with input_errors():
-        data = trace.stream(stream)
-        channel = channel or data.power_channel()
-        values = data.channel(channel)
-        if len(data.t) == 0:
-            raise ValueError(f"stream {data.spec.name!r} has no samples")
-        offset = 0.0 if absolute else float(data.t[0])
-        nominal = max(data.spec.update_interval_s or 0.0, data.spec.poll_interval_s or 0.0) or None
-        result = energy_window(data.t, values, start + offset, end + offset, baseline_w, nominal)
-    figures = {"stream": data.spec.name, "channel": channel, **result.to_dict()}
+        figures_of = window_energy(path, start, end, baseline_w, stream, channel, absolute, session)
+    result = figures_of.result
+    where = "" if absolute else " (seconds from the first sample)"
+    if result.samples == 0 and not math.isfinite(result.energy_j):
+        raise typer.BadParameter(f"window [{start:g}, {end:g}] s{where} holds no samples of the trace")
+    if result.coverage < min_coverage:
+        raise typer.BadParameter(
+            f"window [{start:g}, {end:g}] s{where} is {result.coverage * 100:.1f}% covered by samples, below --min-coverage "
+            f"{min_coverage * 100:g}% ({'; '.join(result.warnings) or 'sparse samples'})"
+        )
+    figures = {"stream": figures_of.stream, "channel": figures_of.channel, **result.to_dict(), "problems": list(figures_of.problems)}
     if not absolute:
         figures["start_s"], figures["end_s"] = start, end
     if as_json:

@@ -8,7 +8,8 @@ import sys
 MODULES = [
     "sensors.base", "sensors.daemon", "sensors.energy", "sensors.live", "sensors.registry", "sensors.replay",
     "sensors.cli", "sensors.ina219.driver", "sensors.ina219.emulator", "sensors.ina219.adafruit_adapter",
-    "sensors.ina219.activity", "sensors.trace.format", "sensors.trace.exchange", "sensors.ina3221", "sensors.rapl",
+    "sensors.ina219.activity", "sensors.trace.format", "sensors.trace.exchange", "sensors.trace.records",
+    "sensors.trace.rotation", "sensors.trace.streaming", "sensors.ina3221", "sensors.rapl",
     "sensors.nvml", "sensors.powermetrics", "sensors.psutil_source",
 ]
 
