@@ -24,6 +24,11 @@ retries a failed measurement once, then records the failure with its reason and 
 **Clocks.** Runner markers are stamped with the board's monotonic clock; the clock offset
 to a sensor daemon is therefore estimated *on the worker* (``sensors.clock_sync``, a
 board-side module), by the same minimum-delay exchange the host uses for its own daemons.
+:func:`clock_offset_for` skips the estimate where there is one clock: an in-process
+runner (a child of this process, stamping ``time.monotonic_ns``) against a daemon that
+samples in this process on ``time.monotonic`` is offset by exactly 0 (no uncertainty).
+A dask worker is not assumed to share the host's clock, even on this machine: its offset
+is estimated (over one warm connection, a few microseconds on loopback).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class InProcessDispatch:
 
     name = "in-process"
     concurrent_boards = False  # a virtual board's power follows *all* of this process's children
+    shares_host_clock = True  # runners are children of this process: their markers are on this machine's monotonic clock
 
     def run(self, board: Any, sidecar: Path, options: dict) -> RunReport:
         """Measure one artifact with the protocol options (device_runners.protocol.measure's keywords)."""
@@ -95,6 +101,7 @@ class DaskDispatch:
 
     name = "dask"
     concurrent_boards = True
+    shares_host_clock = False  # a worker's clock is estimated, wherever it runs
 
     def __init__(
         self,
@@ -185,6 +192,16 @@ class DaskDispatch:
     def close(self) -> None:
         """Disconnect from the scheduler."""
         self.client.close()
+
+
+def clock_offset_for(dispatch: Any, board: Any, link: Any) -> Any:
+    """The daemon's clock against the board runner's (a ClockOffset): exactly 0 when both are this machine's monotonic clock."""
+    from sensors.clock_sync import shared_clock_offset
+
+    local = getattr(link, "local", None)  # a SamplingDaemon in this process, or None for a remote daemon
+    if local is not None and local.clock is time.monotonic and getattr(dispatch, "shares_host_clock", False):
+        return shared_clock_offset()
+    return dispatch.clock_offset(board, link.address, link.token)
 
 
 def make_dispatch(scheduler: str | None, **kwargs: Any) -> InProcessDispatch | DaskDispatch:

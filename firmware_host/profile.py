@@ -284,6 +284,7 @@ def profile_artifact(sidecar: Path, rig: Any, board: Any, options: ProfileOption
                      on_repeat: Callable[[int, dict], None] | None = None, phase: Callable[[str], None] = lambda text: None) -> dict:
     """Measure an exported artifact on a board: open its sensor's daemon, align clocks, run the repeats."""
     from firmware_host.board_daemon import BoardDaemon
+    from firmware_host.dispatch import clock_offset_for
 
     spec = rig.sensor_for(board.name)
     follow_pid = None
@@ -296,7 +297,7 @@ def profile_artifact(sidecar: Path, rig: Any, board: Any, options: ProfileOption
         follow_pid = pid
     phase("sampling the supply")
     with BoardDaemon(spec, board, rig.traces, follow_pid) as link:
-        clock = dispatch.clock_offset(board, link.address, link.token)  # sensor clock = runner clock + offset
+        clock = clock_offset_for(dispatch, board, link)  # sensor clock = runner clock + offset (0 when one clock)
 
         def runner(runs: int, seed: int) -> Any:
             return dispatch.run(board, sidecar, protocol_options(board, options, runs, seed))

@@ -12,12 +12,14 @@ import pytest
 
 from sensors.clock_sync import (
     DEFAULT_ROUNDS,
+    WARMUP_EXCHANGES,
     ClockSyncError,
     WindowTooShort,
     check_window,
     daemon_offset,
     measure_offset,
     offset_from_exchanges,
+    shared_clock_offset,
 )
 from sensors.daemon import SamplingDaemon
 from sensors.registry import create_sensor
@@ -96,6 +98,8 @@ class DelayProxy(socketserver.ThreadingTCPServer):
         self.upstream, self.out_s, self.back_s = upstream, out_s, back_s
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
+        self.connections = 0  # client connections accepted
+        self.requests = 0  # lines relayed
 
     def delay(self, bounds: tuple[float, float]) -> float:
         with self.lock:
@@ -103,18 +107,23 @@ class DelayProxy(socketserver.ThreadingTCPServer):
 
 
 class _RelayHandler(socketserver.StreamRequestHandler):
+    """Relays every JSON line of a client connection over one upstream connection (as the daemon serves them)."""
+
     def handle(self) -> None:
         proxy: DelayProxy = self.server  # type: ignore[assignment]
-        line = self.rfile.readline()
-        if not line:
-            return
-        time.sleep(proxy.delay(proxy.out_s))
+        with proxy.lock:
+            proxy.connections += 1
         with socket.create_connection(proxy.upstream, timeout=5) as conn:
-            conn.sendall(line)
-            reply = conn.makefile("rb").readline()
-        time.sleep(proxy.delay(proxy.back_s))
-        self.wfile.write(reply)
-        self.wfile.flush()
+            upstream = conn.makefile("rb")
+            while line := self.rfile.readline():
+                with proxy.lock:
+                    proxy.requests += 1
+                time.sleep(proxy.delay(proxy.out_s))
+                conn.sendall(line)
+                reply = upstream.readline()
+                time.sleep(proxy.delay(proxy.back_s))
+                self.wfile.write(reply)
+                self.wfile.flush()
 
 
 def skewed_clock() -> float:
@@ -144,12 +153,49 @@ def test_real_daemon_over_tcp_with_asymmetric_delays(skewed_daemon):
     assert estimate.exchanges == DEFAULT_ROUNDS
     assert bound_holds(estimate, true_offset(estimate.at_local_s), DRIFT)
     assert 0.0015 <= estimate.uncertainty_s < 0.05  # at least half the 3 ms outbound floor
+    assert (proxy.connections, proxy.requests) == (1, DEFAULT_ROUNDS + WARMUP_EXCHANGES)  # one connection, warm-up included
+
+
+# On an idle machine, one warm loopback connection reads 0 +- ~10 us; a fresh connection per
+# exchange read +45..120 us +- 70..170 us (the handshake and the new handler thread ride the
+# outbound leg only). Min-delay over 64 exchanges keeps this robust to a loaded machine.
+UNBIASED_ABS_S = 30e-6
+TIGHT_UNCERTAINTY_S = 50e-6
+
+
+def test_loopback_daemon_on_our_clock_reads_zero_offset():
+    sensor = create_sensor("emulated-ina219", rate_hz=200, waveform="constant:3.0")
+    with SamplingDaemon([sensor], 200.0, port=0) as daemon:  # the daemon's clock is ours: true offset 0
+        estimate = daemon_offset(("127.0.0.1", daemon.port), rounds=64)
+    assert abs(estimate.offset_s) < UNBIASED_ABS_S, estimate
+    assert estimate.uncertainty_s < TIGHT_UNCERTAINTY_S, estimate
 
 
 def test_real_daemon_over_loopback_directly(skewed_daemon):
-    estimate = daemon_offset(("127.0.0.1", skewed_daemon.port), rounds=32)
-    assert bound_holds(estimate, true_offset(estimate.at_local_s), DRIFT)
-    assert estimate.uncertainty_s < 0.05  # loopback: typically ~0.1 ms
+    estimate = daemon_offset(("127.0.0.1", skewed_daemon.port), rounds=64)
+    true = true_offset(estimate.at_local_s)
+    assert bound_holds(estimate, true, DRIFT)
+    assert abs(estimate.offset_s - true) < UNBIASED_ABS_S, (estimate, true)  # the hour-long skew, to microseconds
+    assert estimate.uncertainty_s < TIGHT_UNCERTAINTY_S, estimate
+
+
+def test_warm_up_exchanges_are_discarded():
+    calls = []
+
+    def remote() -> float:
+        calls.append(len(calls))
+        return 100.0 if len(calls) == 1 else 5.0  # the first (warm-up) answer is wildly off
+
+    estimate = measure_offset(remote, iter(range(1000)).__next__, rounds=3)
+    assert len(calls) == 3 + WARMUP_EXCHANGES and estimate.exchanges == 3
+    assert estimate.offset_s == pytest.approx(5.0 - 2.5)  # the first kept exchange: t0 2, t2 3 (all delays tie)
+    with pytest.raises(ValueError, match="warm-up"):
+        measure_offset(remote, rounds=1, warmup=-1)
+
+
+def test_one_clock_needs_no_estimate():
+    estimate = shared_clock_offset()
+    assert (estimate.offset_s, estimate.uncertainty_s, estimate.delay_s, estimate.exchanges) == (0.0, 0.0, 0.0, 0)
 
 
 def test_unreachable_or_refusing_daemon_raises_clock_sync_error():
