@@ -289,6 +289,11 @@ class PublishedPoolEvaluator:
     def __len__(self) -> int:
         return len(self._pool)
 
+    @property
+    def authors_maxima(self) -> tuple[float, float, float]:
+        """The divisors of the authors' code (their ``max_values.json``: 2x the first batch's maxima), latency/energy/peak."""
+        return (self.dataset.max_latency_s, self.dataset.max_energy_j, self.dataset.max_peak_power_w)
+
     def truth(self, arch: Architecture) -> PerformanceMeasurement:
         """The published measurement without counting an evaluation (for held-out reporting)."""
         key = architecture_key(arch)

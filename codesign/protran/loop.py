@@ -78,7 +78,16 @@ DEFAULT_REGRESSOR = "gpr"
 DEFAULT_PATIENCE = 5  # consecutive fits with every validation MSE below the threshold
 WITHIN_TOLERANCE = 0.10  # +-10% relative error band of the generalisation report
 WARM_START_RECHECK = 8  # every 8th sample count, warm-started fits also try their fixed starting point
-SEED_TAGS = {"initial": 1, "folds": 2, "fit": 3, "query": 4}
+SEED_TAGS = {"initial": 1, "folds": 2, "fit": 3, "query": 4, "holdout": 5}
+DEFAULT_HOLDOUT = 0.2  # share of a pool held out before a campaign (scored every fit, never queried)
+NORMALISATIONS = ("running-max", "authors")  # the paper's text; the authors' code (fixed max_values.json divisors)
+QUERY_STRATEGIES = ("uncertainty", "random")
+PRESETS = {  # --preset values: the settings each fixes (others keep their defaults)
+    "paper": {  # the paper's recipe, as its text and the authors' code ran it
+        "regressor": "gbdt", "features": "embedding", "patience": 1, "normalisation": "authors", "threshold": DEFAULT_THRESHOLD,
+    },
+    "ours": {"regressor": "gpr", "features": "compact", "patience": DEFAULT_PATIENCE, "normalisation": "running-max"},
+}
 
 
 class LoopError(ValueError):
@@ -99,6 +108,9 @@ class LoopConfig:
     patience: int = DEFAULT_PATIENCE
     sampler: str = "lhs"
     stop_at_threshold: bool = True  # False runs to the budget (learning curves, Fig. 7)
+    holdout: float = DEFAULT_HOLDOUT  # pool share held out before the start (pool campaigns with a truth only)
+    normalisation: str = "running-max"  # or "authors": divide by the device's max_values.json (published only)
+    query: str = "uncertainty"  # or "random": seeded random queries whatever the regressor (the baseline)
 
     def __post_init__(self) -> None:
         check_regressor(self.regressor)
@@ -115,6 +127,19 @@ class LoopConfig:
             raise LoopError(f"patience must be at least 1, got {self.patience}")
         if self.sampler not in METHODS:
             raise LoopError(f"unknown sampler {self.sampler!r} (choose from {', '.join(METHODS)})")
+        if not (isinstance(self.holdout, (int, float)) and 0 <= self.holdout < 1):
+            raise LoopError(f"holdout must be a share in [0, 1), got {self.holdout!r}")
+        if self.normalisation not in NORMALISATIONS:
+            raise LoopError(f"unknown normalisation {self.normalisation!r} (choose from {', '.join(NORMALISATIONS)})")
+        if self.query not in QUERY_STRATEGIES:
+            raise LoopError(f"unknown query strategy {self.query!r} (choose from {', '.join(QUERY_STRATEGIES)})")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "LoopConfig":
+        """The settings of a named preset (:data:`PRESETS`), with ``overrides`` on top."""
+        if name not in PRESETS:
+            raise LoopError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+        return cls(**{**PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
         """Plain JSON values."""
@@ -137,6 +162,8 @@ class CampaignResult:
     surrogates: dict[str, Surrogate] = field(repr=False)
     unqueried: dict | None = None
     resumed: bool = False
+    held_out: dict | None = None
+    units: dict | None = None
 
     def to_dict(self) -> dict:
         """The JSON report (``edgetran protran run --json``)."""
@@ -150,8 +177,15 @@ class CampaignResult:
             "converged": self.converged,
             "stop_reason": self.stop_reason,
             "val_mse": self.val_mse,
+            "val_mean_predictor_mse": self.history[-1].get("val_mean_predictor_mse"),
+            "val_r2": self.history[-1].get("val_r2"),
+            "held_out": self.held_out,
             "never_queried": self.unqueried,
+            "normalisation": self.config.normalisation,
             "normalisation_maxima": self.maxima,
+            "query": self.config.query,
+            "patience": self.config.patience,
+            "units": self.units,
             "resumed": self.resumed,
             "queried": self.queried,
             # The GP's stored optimiser starting points are loop state, not results.
@@ -202,10 +236,56 @@ def consecutive_below(records: Sequence[Mapping[str, Any]]) -> int:
     return streak
 
 
-def normalise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each column divided by its maximum over all rows; returns (normalised, maxima)."""
-    maxima = values.max(axis=0)
+def normalise(values: np.ndarray, fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each column divided by its maximum over all rows (or by ``fixed`` divisors); returns (normalised, maxima)."""
+    maxima = values.max(axis=0) if fixed is None else np.asarray(fixed, dtype=float)
     return values / maxima, maxima
+
+
+def holdout_split(count: int, share: float, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded ``share`` of ``count`` pool rows held out before a campaign (none for share 0)."""
+    size = int(round(share * count))
+    if share <= 0 or size == 0:
+        return np.array([], dtype=np.int64)
+    if count - size < 2:
+        raise LoopError(f"holding out {size} of {count} architectures leaves fewer than 2 to query")
+    rng = np.random.default_rng(_seed(seed, SEED_TAGS["holdout"]))
+    return np.sort(rng.choice(count, size=size, replace=False))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman rank correlation (average ranks for ties); None where either side is constant or too short."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape[0] < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def prediction_scores(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, divisor: float, train_mean: float) -> dict:
+    """Held-out scores of one measure's predictions (all arrays in measurement units).
+
+    ``mse`` and ``mean_predictor_mse`` divide by ``divisor`` (a fixed per-device constant, so
+    MSEs of different campaigns compare); the mean predictor predicts ``train_mean`` (the
+    mean of the evaluated values: what one knows without a surrogate); ``r2`` is
+    ``1 - mse / mean_predictor_mse`` (negative: worse than predicting the mean).
+    """
+    error = mean - truth
+    relative = np.abs(error) / truth
+    mse_value = float(np.mean((error / divisor) ** 2))
+    baseline = float(np.mean(((train_mean - truth) / divisor) ** 2))
+    z = np.abs(error) / np.maximum(std, 1e-300)
+    return {
+        "mse": mse_value,
+        "mean_predictor_mse": baseline,
+        "r2": 1.0 - mse_value / baseline if baseline > 0 else None,
+        "median_relative_error": float(np.median(relative)),
+        "within_10pct": float(np.mean(relative <= WITHIN_TOLERANCE)),
+        "within_1sigma": float(np.mean(z <= 1.0)),
+        "within_2sigma": float(np.mean(z <= 2.0)),
+        "spread_error_spearman": spearman(std, np.abs(error)),
+    }
 
 
 SurrogateFactory = Callable[[str, int, str], Surrogate]  # (regressor, seed, feature set) -> unfitted surrogate
@@ -234,12 +314,29 @@ class _Campaign:
             raise LoopError("the candidate pool lists an architecture twice")
         self.index_of = {key: i for i, key in enumerate(self.keys)}
         self.features = featurize(self.candidates, config.features, evaluator.context)
-        self.budget = min(config.budget or len(self.candidates), len(self.candidates))
+        # The held-out split is drawn before anything is evaluated and is never queried (pool campaigns with a truth).
+        share = config.holdout if truth is not None else 0.0
+        self.held = [int(i) for i in holdout_split(len(self.candidates), share, config.seed)]
+        held = set(self.held)
+        self.open = [i for i in range(len(self.candidates)) if i not in held]
+        self.held_truth = np.array([truth(self.candidates[i]).values() for i in self.held]) if self.held else None
+        # Held-out MSEs divide by the maximum of the whole pool's truth: one constant per device, whatever the campaign.
+        self.pool_maxima = (
+            np.array([truth(arch).values() for arch in self.candidates]).max(axis=0) if self.held else None
+        )
+        self.fixed_maxima = None
+        if config.normalisation == "authors":
+            fixed = getattr(evaluator, "authors_maxima", None)
+            if fixed is None:
+                raise LoopError(f"normalisation 'authors' needs the authors' max_values.json; {evaluator.device} has none")
+            self.fixed_maxima = np.asarray(fixed, dtype=float)
+        self.budget = min(config.budget or len(self.open), len(self.open))
         self.queried: list[int] = []
         self.values: list[np.ndarray] = []
         self.reasons: list[str] = []
         self.history: list[dict] = []
         self.resumed = False
+        self.last_surrogates: dict[str, Surrogate] = {}
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -253,6 +350,8 @@ class _Campaign:
                 raise CampaignStoreError(
                     f"{self.store.path}: evaluation {stored.position} ({stored.arch_key}) is not in the candidate pool"
                 )
+            if self.index_of[stored.arch_key] in self.held:
+                raise CampaignStoreError(f"{self.store.path}: evaluation {stored.position} is in this campaign's held-out split")
             measurement = PerformanceMeasurement.from_dict(stored.measurement)
             self.queried.append(self.index_of[stored.arch_key])
             self.values.append(measurement.values())
@@ -276,21 +375,32 @@ class _Campaign:
     def fit(self) -> tuple[dict[str, Surrogate], dict]:
         n = len(self.queried)
         X = self.features[self.queried]
-        Y, maxima = normalise(np.array(self.values))
+        Y, maxima = normalise(np.array(self.values), self.fixed_maxima)
         folds = sample_folds(n, self.config.initial, self.config.folds, self.config.seed)
         surrogates: dict[str, Surrogate] = {}
-        val_mse = {}
+        val_mse, val_mean, val_r2 = {}, {}, {}
         warm = self.history[-1].get("warm_start", {}) if self.history else {}
+        # Out-of-fold mean predictor: each row predicted by the mean of the other folds (the validation MSE's baseline).
+        fold_means = {int(k): Y[folds != k].mean(axis=0) if np.any(folds != k) else Y.mean(axis=0) for k in np.unique(folds)}
+        baseline = np.array([fold_means[int(k)] for k in folds])
         for m, measure in enumerate(MEASURES):
             model = self.factory(self.config.regressor, _seed(self.config.seed, SEED_TAGS["fit"], n, m), self.config.features)
             if warm.get(measure) is not None:
                 model.set_warm_start({**warm[measure], "recheck": n % WARM_START_RECHECK == 0})
+            previous = self.last_surrogates.get(measure)
+            if previous is not None and hasattr(model, "warm_from"):
+                model.warm_from(previous)  # in-memory weights of the previous fit (the nn ensemble)
             model.fit(X, Y[:, m], folds=folds)
             surrogates[measure] = model
             val_mse[measure] = float(np.mean((model.oof_mean_ - Y[:, m]) ** 2))
+            val_mean[measure] = float(np.mean((baseline[:, m] - Y[:, m]) ** 2))
+            val_r2[measure] = 1.0 - val_mse[measure] / val_mean[measure] if val_mean[measure] > 0 else None
+        self.last_surrogates = surrogates
         record = {
             "samples": n,
             "val_mse": val_mse,
+            "val_mean_predictor_mse": val_mean,
+            "val_r2": val_r2,
             "below_threshold": all(v < self.config.threshold for v in val_mse.values()),
             "maxima": {measure: float(maxima[m]) for m, measure in enumerate(MEASURES)},
             "last_query": {"key": self.keys[self.queried[-1]], "reason": self.reasons[-1]},
@@ -301,11 +411,28 @@ class _Campaign:
         rest = self.unqueried()
         if rest and self.truth is not None:
             record["never_queried"] = self.never_queried_errors(surrogates, rest, maxima)
+        if self.held:
+            record["held_out"] = self.held_out_errors(surrogates, maxima)
         return surrogates, record
+
+    def held_out_errors(self, surrogates: Mapping[str, Surrogate], maxima: np.ndarray) -> dict:
+        """Scores on the fixed held-out split (MSEs divided by the whole pool's maxima)."""
+        X = self.features[self.held]
+        train_mean = np.array(self.values).mean(axis=0)
+        out: dict = {"count": len(self.held), "divisor": "maximum of the whole pool's measured values"}
+        for m, measure in enumerate(MEASURES):
+            prediction = surrogates[measure].predict(X)
+            out[measure] = prediction_scores(
+                prediction.mean * maxima[m], prediction.std * maxima[m], self.held_truth[:, m],
+                float(self.pool_maxima[m]), float(train_mean[m]),
+            )
+        out["mse"] = {measure: out[measure]["mse"] for measure in MEASURES}
+        out["mean_mse"] = float(np.mean(list(out["mse"].values())))  # one number per fit: the mean over measures
+        return out
 
     def unqueried(self) -> list[int]:
         taken = set(self.queried)
-        return [i for i in range(len(self.candidates)) if i not in taken]
+        return [i for i in self.open if i not in taken]
 
     def never_queried_errors(self, surrogates: Mapping[str, Surrogate], rest: list[int], maxima: np.ndarray) -> dict:
         truth = np.array([self.truth(self.candidates[i]).values() for i in rest])
@@ -321,7 +448,7 @@ class _Campaign:
     def choose(self, surrogates: Mapping[str, Surrogate], rest: list[int]) -> tuple[int, str, float | None]:
         n = len(self.queried)
         model = next(iter(surrogates.values()))
-        if not model.query_by_uncertainty:
+        if not model.query_by_uncertainty or self.config.query == "random":
             rng = np.random.default_rng(_seed(self.config.seed, SEED_TAGS["query"], n))
             return rest[int(rng.integers(len(rest)))], "random", None
         X = self.features[rest]
@@ -335,7 +462,8 @@ class _Campaign:
 
     def run(self) -> CampaignResult:
         self.restore()
-        initial = initial_selection(self.candidates, self.config.initial, self.config.seed, self.config.sampler)
+        opened = [self.candidates[i] for i in self.open]
+        initial = [self.open[i] for i in initial_selection(opened, self.config.initial, self.config.seed, self.config.sampler)]
         initial = initial[: self.budget]
         done = len(self.queried)
         if [self.queried[i] for i in range(min(done, len(initial)))] != initial[: min(done, len(initial))]:
@@ -378,7 +506,16 @@ class _Campaign:
             surrogates=surrogates,
             unqueried=last.get("never_queried"),
             resumed=self.resumed,
+            held_out=last.get("held_out"),
+            units=_units(self.evaluator),
         )
+
+
+def _units(evaluator: Evaluator) -> dict:
+    """The ``units`` block of an evaluator's numbers (published: per evaluation run, not per sequence)."""
+    from codesign.protran.measures import units_note
+
+    return units_note(getattr(getattr(evaluator, "inner", evaluator), "source", "live"))
 
 
 def run_campaign(

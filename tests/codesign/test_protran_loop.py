@@ -58,7 +58,8 @@ def test_linear_answers_converge_on_the_initial_batch(pool):
     assert result.converged and result.stop_reason == "converged"
     assert result.samples == 8 and len(evaluator.calls) == 8
     assert all(v < 2e-3 for v in result.val_mse.values())
-    assert result.unqueried["count"] == POOL_SIZE - 8
+    held = round(0.2 * POOL_SIZE)  # the default held-out split, drawn before the campaign
+    assert result.unqueried["count"] == POOL_SIZE - held - 8 and result.held_out["count"] == held
     assert all(share >= 0.8 for share in result.unqueried["within_10pct"].values())
 
 
@@ -171,7 +172,7 @@ def test_published_pool_runs_are_reproducible_by_seed():
     assert a.queried[:16] != c.queried[:16]
     assert a.samples == 20 and len(set(a.queried)) == 20
     assert {r["next_query"]["reason"] for r in a.history[:-1]} == {"uncertainty"}
-    assert a.history[-1]["never_queried"]["count"] == 65 - 20
+    assert a.history[-1]["never_queried"]["count"] == 65 - 13 - 20  # 13 held out (20% of 65)
 
 
 def test_initial_selection_is_distinct_seeded_and_spread(pool):
@@ -222,3 +223,62 @@ def test_real_surrogates_are_the_default_factory(pool):
     model = make_surrogate("gpr", 0, "workload")
     assert model.linear_columns is not None and len(model.linear_columns) == 6
     assert make_surrogate("gpr", 0, "embedding").linear_columns is None
+
+
+def test_a_held_out_split_is_drawn_before_the_campaign_and_never_queried(pool):
+    """The split depends on the seed only, is scored every fit (held_out in history) and is never evaluated."""
+    from codesign.protran.evaluators import architecture_key
+    from codesign.protran.loop import holdout_split
+
+    evaluator = FakeEvaluator(power_noise=0.5)
+    config = LoopConfig(regressor="lr", threshold=1e-12, initial=6, budget=20, seed=3)
+    result = run_campaign(evaluator, pool, config, truth=evaluator.truth)
+    held = holdout_split(POOL_SIZE, 0.2, 3)
+    assert len(held) == 8 and list(held) == list(holdout_split(POOL_SIZE, 0.2, 3))
+    held_keys = {architecture_key(pool[i]) for i in held}
+    assert not held_keys & set(result.queried)
+    assert all(r["held_out"]["count"] == 8 for r in result.history) and len(result.history) == 15
+    scores = result.held_out["peak_power_w"]
+    assert scores["mse"] > 0 and scores["mean_predictor_mse"] > 0
+    assert scores["r2"] == pytest.approx(1 - scores["mse"] / scores["mean_predictor_mse"])
+    # Without a truth (a live rig) nothing can be held out: the whole pool is open.
+    live = run_campaign(FakeEvaluator(), pool, LoopConfig(regressor="lr", threshold=1e-12, initial=6, budget=8, seed=3))
+    assert live.held_out is None
+    # holdout=0 opens the whole pool to a published campaign too.
+    whole = run_campaign(evaluator, pool, LoopConfig(regressor="lr", initial=6, budget=8, seed=3, holdout=0.0), truth=evaluator.truth)
+    assert whole.held_out is None and whole.unqueried["count"] == POOL_SIZE - 8
+
+
+def test_every_validation_mse_comes_with_the_mean_predictor_and_r2(pool):
+    """A constant measure has nothing to explain; linear answers are explained almost fully (R^2 near 1)."""
+    evaluator = FakeEvaluator(power_noise=1.5)
+    result = run_campaign(evaluator, pool, LoopConfig(regressor="lr", threshold=1e-12, initial=8, budget=10, seed=0))
+    for record in result.history:
+        assert set(record["val_mean_predictor_mse"]) == set(record["val_r2"]) == set(record["val_mse"])
+    last = result.history[-1]
+    assert last["val_r2"]["latency_s"] > 0.9 and last["val_r2"]["energy_j"] > 0.9
+    assert last["val_r2"]["peak_power_w"] < 0.5  # noise of 1.5 W on a 0.1 W/layer trend
+    data = result.to_dict()
+    assert data["val_r2"] == last["val_r2"] and data["val_mean_predictor_mse"] == last["val_mean_predictor_mse"]
+
+
+def test_the_paper_preset_and_the_authors_normalisation():
+    """GBDT on the 37-d embedding, first-below stopping, divisors from max_values.json (fixed for the whole campaign)."""
+    config = LoopConfig.preset("paper", budget=18)
+    assert (config.regressor, config.features, config.patience, config.normalisation) == ("gbdt", "embedding", 1, "authors")
+    evaluator = PublishedPoolEvaluator("npu_ncs_b1_r1")
+    result = run_campaign(evaluator, evaluator.pool, config, truth=evaluator.truth)
+    assert all(r["maxima"] == dict(zip(("latency_s", "energy_j", "peak_power_w"), evaluator.authors_maxima)) for r in result.history)
+    assert result.units["latency_s"].startswith("s per evaluation run")
+    with pytest.raises(LoopError, match="max_values.json"):
+        run_campaign(FakeEvaluator(), sample_architectures("lhs", 12, seed=1), LoopConfig(normalisation="authors", initial=4))
+    with pytest.raises(LoopError, match="unknown preset"):
+        LoopConfig.preset("fastest")
+
+
+def test_random_querying_ignores_the_spread(pool):
+    """query='random' draws seeded random candidates even for a regressor with an informative spread."""
+    evaluator = FakeEvaluator(power_noise=0.5)
+    config = LoopConfig(regressor="gpr", threshold=1e-12, initial=6, budget=9, seed=2, query="random")
+    result = run_campaign(evaluator, pool, config, truth=evaluator.truth)
+    assert [r["next_query"]["reason"] for r in result.history[:-1]] == ["random"] * 3
