@@ -38,12 +38,14 @@ import json
 import math
 import os
 import sqlite3
-import tempfile
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from hashlib import sha256
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
+
+from codesign.atomic_io import atomic_path
 
 SCHEMA_VERSION = 1
 DEFAULT_DB_PATH = Path("~/.local/share/edgetran/edgetran.db")
@@ -507,16 +509,10 @@ def _record(row: sqlite3.Row) -> MeasurementRecord:
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """Write through a temporary file in the target's directory, fsync, then os.replace."""
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise StoreError(f"cannot write {path}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+    with ExitStack() as stack:
+        try:  # the one atomic writer (codesign.atomic_io): 0666 less the umask, fsynced, renamed
+            temporary = stack.enter_context(atomic_path(path))
+        except OSError as error:
+            raise StoreError(f"cannot write {path}: {error.strerror or error}") from None
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

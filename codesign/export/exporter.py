@@ -21,6 +21,7 @@ from typing import Dict
 import numpy as np
 import torch
 
+from codesign.atomic_io import write_text_atomically
 from codesign.export.formats import FORMATS, opset_of, require_format, tool_versions
 from codesign.export.writers import INPUT_NAMES, OUTPUT_NAMES, silenced, write_onnx, write_openvino, write_tflite
 from codesign.models.heads import TaskModel
@@ -73,15 +74,7 @@ def parity(model: TaskModel, fmt: str, model_file: Path, seq_len: int, batches: 
 
 
 def _write_json_atomically(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
 
 
 def export_model(model: TaskModel, fmt: str, seq_len: int, batch: int, out_dir: str | Path, seed: int = 0) -> dict:

@@ -8,14 +8,13 @@ runs stored code). Files are written through a temporary sibling and a rename.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from codesign.architecture import Architecture
+from codesign.atomic_io import atomic_path
 from codesign.models.build import build_model
 from codesign.models.config import ModelConfig
 from codesign.models.files import CheckpointError, is_checkpoint, read_model_dict
@@ -35,14 +34,8 @@ def save_checkpoint(model: TaskModel, path: str | Path, meta: Optional[dict] = N
         "meta": json.dumps(meta or {}),
         "state_dict": {name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
