@@ -353,6 +353,49 @@ def show_energy(e: dict) -> None:
           f"{e['one_second_windows']:,} one-second windows {e['one_second_windows_s'] * 1e3:.0f} ms")
 
 
+TRACE_READ_RSS_TARGET_MB = 200.0
+_PEAK_RSS_OF = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+    "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def trace_read_rss(seconds: float = 3600.0) -> dict:
+    """Peak RSS of `edgetran trace info` / `trace energy` (each in its own child) on a 2 kHz, 4-channel trace of ``seconds``."""
+    spec = StreamSpec("ina219", ("bus_v", "shunt_v", "current_a", "power_w"), {"kind": "emulated-ina219", "update_interval_s": 1 / DAEMON_RATE_HZ})
+    block = int(10 * DAEMON_RATE_HZ)  # written 10 s at a time, as a long recording grows
+    n = int(seconds * DAEMON_RATE_HZ)
+    result: dict = {"seconds": seconds, "samples": n, "target_mb": TRACE_READ_RSS_TARGET_MB}
+    edgetran = [sys.executable, "-c", "import sys; from firmware_host.cli import main; sys.exit(main(sys.argv[1:]))"]
+    with tempfile.TemporaryDirectory() as folder:
+        path, tiny = Path(folder) / "hour.ettrace", Path(folder) / "tiny.ettrace"
+        for target, count in ((path, n), (tiny, 10)):
+            with TraceWriter(target, [spec], flush_interval_s=1e9) as writer:
+                for start in range(0, count, block):
+                    t = np.arange(start, min(count, start + block)) / DAEMON_RATE_HZ
+                    writer.append_block("ina219", t, np.column_stack([np.full(len(t), 5.0), np.zeros(len(t)), np.full(len(t), 0.6), 3.0 + np.sin(t)]))
+        result["file_mb"] = path.stat().st_size / 2**20
+        commands = {
+            "import_only": ["trace", "info", str(tiny)],
+            "info": ["trace", "info", str(path), "--json"],
+            "energy": ["trace", "energy", str(path), "--start", "0", "--end", str(seconds - 1.0), "--json"],
+        }
+        for name, args in commands.items():
+            started = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", _PEAK_RSS_OF, *edgetran, *args], capture_output=True, text=True, check=True).stdout.split()
+            result[name] = {"exit": int(out[0]), "peak_rss_mb": int(out[1]) / 1024, "seconds": time.perf_counter() - started}
+    result["target_met"] = all(result[k]["exit"] == 0 and result[k]["peak_rss_mb"] <= TRACE_READ_RSS_TARGET_MB for k in ("info", "energy"))
+    return result
+
+
+def show_trace_read_rss(r: dict) -> None:
+    """Print the trace-reading memory figures."""
+    print(f"reading a {r['seconds'] / 3600:g} h 2 kHz trace ({r['samples']:,} samples, {r['file_mb']:.0f} MB) chunk by chunk, peak RSS "
+          f"(target <= {r['target_mb']:.0f} MB: {'met' if r['target_met'] else 'NOT met'}): trace info {r['info']['peak_rss_mb']:.0f} MB "
+          f"({r['info']['seconds']:.1f} s), trace energy over all of it {r['energy']['peak_rss_mb']:.0f} MB ({r['energy']['seconds']:.1f} s); "
+          f"the CLI on a 10-sample trace {r['import_only']['peak_rss_mb']:.0f} MB")
+
+
 class Figure(NamedTuple):
     """One bench figure: how to measure it from the arguments and how to print it."""
 
@@ -367,6 +410,7 @@ FIGURES: dict[str, Figure] = {
     "daemon_realtime": Figure(lambda a: daemon_timing(a.daemon_seconds, 10), show_daemon),
     "trace_write": Figure(lambda a: trace_throughput(a.trace_samples), show_trace_write),
     "energy_windows": Figure(lambda a: energy_throughput(a.energy_seconds), show_energy),
+    "trace_read_rss": Figure(lambda a: trace_read_rss(a.energy_seconds), show_trace_read_rss),
 }
 
 
