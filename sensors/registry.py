@@ -27,9 +27,12 @@ class SensorKind:
     create: Callable[..., Sensor]
 
 
+CPU_WAVEFORM_W = (2.7, 6.4)  # idle and all-cores supply power (W) of the 'cpu' waveform: a Raspberry Pi 4 (boards.toml rpi4)
+
+
 def parse_waveform(spec: str, supply_v: float):
-    """'cpu' | 'constant:W' | 'square:LOW_W,HIGH_W,PERIOD_S[,DUTY]' -> waveform for the emulator."""
-    from sensors.ina219.activity import CpuActivityPower
+    """'cpu[:IDLE_W,LOAD_W]' | 'constant:W' | 'square:LOW_W,HIGH_W,PERIOD_S[,DUTY]' -> waveform for the emulator."""
+    from sensors.ina219.activity import machine_activity_power
     from sensors.ina219.emulator import from_power, square_power
 
     name, _, args = spec.partition(":")
@@ -37,13 +40,17 @@ def parse_waveform(spec: str, supply_v: float):
         numbers = [float(x) for x in args.split(",")] if args else []
     except ValueError:
         raise SensorConfigError(f"waveform {spec!r}: parameters must be numbers") from None
-    if name == "cpu" and not numbers:
-        return from_power(CpuActivityPower(), supply_v)
+    if name == "cpu" and len(numbers) in (0, 2):
+        idle_w, load_w = numbers or CPU_WAVEFORM_W
+        try:
+            return from_power(machine_activity_power(idle_w, load_w, supply_v), supply_v)
+        except ValueError as error:
+            raise SensorConfigError(f"waveform {spec!r}: {error}") from None
     if name == "constant" and len(numbers) == 1:
         return from_power(lambda t, w=numbers[0]: w, supply_v)
     if name == "square" and len(numbers) in (3, 4):
         return square_power(numbers[0], numbers[1], numbers[2], numbers[3] if len(numbers) == 4 else 0.5, supply_v)
-    raise SensorConfigError(f"waveform {spec!r}: use 'cpu', 'constant:W' or 'square:LOW_W,HIGH_W,PERIOD_S[,DUTY]'")
+    raise SensorConfigError(f"waveform {spec!r}: use 'cpu[:IDLE_W,LOAD_W]', 'constant:W' or 'square:LOW_W,HIGH_W,PERIOD_S[,DUTY]'")
 
 
 def _emulated_ina219(
@@ -86,14 +93,18 @@ def _smbus(bus: int) -> Any:
 
 def _ina219(bus: int = 1, address: int = 0x40, shunt_ohms: float = 0.1, max_expected_a: float = 3.2, rate_hz: float = 1000.0, name: str | None = None, bus_clock_hz: float | None = None) -> Sensor:
     from sensors.ina219.driver import INA219Sensor
+    from sensors.ina219.i2c_timing import detect_bus_clock_hz
 
-    return INA219Sensor(_smbus(bus), address, shunt_ohms, max_expected_a, rate_hz, name=name, bus_clock_hz=bus_clock_hz)
+    clock_hz = bus_clock_hz if bus_clock_hz is not None else detect_bus_clock_hz(bus)  # None: 100 kHz, the Pi default
+    return INA219Sensor(_smbus(bus), address, shunt_ohms, max_expected_a, rate_hz, name=name, bus_clock_hz=clock_hz)
 
 
 def _ina219_adafruit(bus: int = 1, address: int = 0x40, shunt_ohms: float = 0.1, max_expected_a: float = 3.2, rate_hz: float = 1000.0, name: str | None = None, bus_clock_hz: float | None = None) -> Sensor:
     from sensors.ina219.adafruit_adapter import AdafruitINA219Sensor
+    from sensors.ina219.i2c_timing import detect_bus_clock_hz
 
-    return AdafruitINA219Sensor(_smbus(bus), address, shunt_ohms, max_expected_a, rate_hz, name=name, bus_clock_hz=bus_clock_hz)
+    clock_hz = bus_clock_hz if bus_clock_hz is not None else detect_bus_clock_hz(bus)
+    return AdafruitINA219Sensor(_smbus(bus), address, shunt_ohms, max_expected_a, rate_hz, name=name, bus_clock_hz=clock_hz)
 
 
 def _replay(path: str, speed: float = 1.0, loop: bool = False, stream: str | None = None) -> Sensor:

@@ -76,3 +76,21 @@ class I2CTiming:
     def describe(self) -> str:
         """E.g. '100 kHz I2C (485 us per register read)'."""
         return f"{self.bus_clock_hz / 1e3:g} kHz I2C ({self.register_read_s * 1e6:.0f} us per register read)"
+
+
+def detect_bus_clock_hz(bus_number: int, sysfs_root: str = "/sys") -> float | None:
+    """The clock of ``/dev/i2c-<n>`` from the device tree (a Raspberry Pi's ``i2c_arm_baudrate``), or None when not stated.
+
+    Reads ``<sysfs>/bus/i2c/devices/i2c-<n>/of_node/clock-frequency``, a big-endian
+    32-bit property; adapters without a device-tree node (USB bridges, x86) have none.
+    """
+    path = f"{sysfs_root}/bus/i2c/devices/i2c-{bus_number}/of_node/clock-frequency"
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(4)
+    except OSError:
+        return None
+    if len(raw) != 4:
+        return None
+    hz = float(int.from_bytes(raw, "big"))
+    return hz if MIN_BUS_CLOCK_HZ <= hz <= MAX_BUS_CLOCK_HZ else None

@@ -152,3 +152,29 @@ def test_the_real_time_bus_waits_for_each_transaction():
         bus.read_i2c_block_data(0x40, 0x02, 2)
     assert time.monotonic() - start >= 50 * timing.register_read_s
     assert bus.busy_s == pytest.approx(50 * timing.register_read_s)
+
+
+def test_bus_clock_is_read_from_the_device_tree(tmp_path):
+    from sensors.ina219.i2c_timing import detect_bus_clock_hz
+
+    node = tmp_path / "bus/i2c/devices/i2c-1/of_node"
+    node.mkdir(parents=True)
+    (node / "clock-frequency").write_bytes((400000).to_bytes(4, "big"))
+    assert detect_bus_clock_hz(1, str(tmp_path)) == 400000.0
+    assert detect_bus_clock_hz(3, str(tmp_path)) is None  # no device-tree node: the caller assumes 100 kHz
+
+
+def test_a_real_bus_without_a_stated_clock_is_planned_at_100khz():
+    class PlainBus:  # an smbus2-like object: no timing attribute
+        def __init__(self) -> None:
+            self.emulated = EmulatedI2CBus({0x40: EmulatedINA219(square_power(1, 6, 0.01))}, timing=None)
+
+        def read_i2c_block_data(self, addr, reg, n):
+            return self.emulated.read_i2c_block_data(addr, reg, n)
+
+        def write_i2c_block_data(self, addr, reg, data):
+            self.emulated.write_i2c_block_data(addr, reg, data)
+
+    with pytest.raises(SensorConfigError, match="100 kHz"):
+        INA219Sensor(PlainBus(), rate_hz=2000)
+    assert INA219Sensor(PlainBus(), rate_hz=2000, bus_clock_hz=400e3).info.details["bus_clock_hz"] == 400e3
