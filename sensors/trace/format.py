@@ -282,8 +282,10 @@ class TraceWriter:
     def _write_chunk(self, index: int, times: np.ndarray, values: np.ndarray) -> None:
         """One samples record (times ``<f8``, values one row per sample), then the specs if due."""
         payload = SAMPLES_HEADER.pack(index, len(times), values.shape[1], self._written[index]) + times.tobytes() + values.T.copy().tobytes()
-        self._file.write(self._record(TYPE_SAMPLES, payload))
+        # Counted before the write: a chunk whose write fails (ENOSPC) is lost, and the
+        # next chunk's first index tells a reader exactly how many samples.
         self._written[index] += len(times)
+        self._file.write(self._record(TYPE_SAMPLES, payload))
         self.samples_written += len(times)
         self._chunks_since_spec += 1
         now = time.monotonic()
@@ -318,7 +320,10 @@ class TraceWriter:
         self._file.flush()
 
     def flush(self, now: float | None = None) -> None:
-        """Write buffered samples as one chunk per stream and hand them to the OS."""
+        """Write buffered samples as one chunk per stream and hand them to the OS.
+
+        A write error propagates; the chunk being written is dropped (never written twice).
+        """
         wrote = False
         for index, buffer in enumerate(self._buffers):
             if not buffer:

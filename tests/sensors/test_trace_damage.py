@@ -115,3 +115,43 @@ def test_version_1_files_are_still_read(tmp_path: Path):
     flip(path, victim + 5 + 2, 4)
     values = read_trace(path).stream().values["power_w"]
     assert len(values) == 900 and 999.0 in values
+
+
+class FullDisk:
+    """A file object whose writes fail with ENOSPC after ``budget`` bytes (the rest of a write is torn off)."""
+
+    def __init__(self, handle, budget: int) -> None:
+        self.handle, self.budget = handle, budget
+
+    def write(self, data: bytes) -> int:
+        import errno
+
+        if len(data) > self.budget:
+            self.handle.write(data[: self.budget])
+            self.budget = 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.budget -= len(data)
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+def test_a_write_that_fails_midway_loses_only_its_chunk_and_says_how_many_samples(tmp_path: Path):
+    path = tmp_path / "enospc.ettrace"
+    writer = TraceWriter(path, [SPEC], chunk_samples=100, flush_interval_s=1e9)
+    real = writer._file
+    for i in range(1000):
+        if i == 300:
+            writer._file = FullDisk(real, 1000)  # the chunk 300..399 is torn after 1000 bytes
+        if i == 400:
+            writer._file = real  # space freed again
+        try:
+            writer.append("ina", i * 0.001, [float(i), 5.0])
+        except OSError:
+            pass
+    writer.close()
+    trace = read_trace(path)
+    values = trace.stream().values["power_w"]
+    assert len(values) == 900 and 350.0 not in values and 999.0 in values
+    assert trace.damage.samples_lost == {"ina": 100} and trace.damage.records_lost == 1 and trace.closed_cleanly
