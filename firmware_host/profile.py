@@ -324,8 +324,9 @@ def store_measurement(db: str | Path, measurement: dict) -> int:
     with MeasurementStore(db) as store:
         store.start_campaign(PROFILE_CAMPAIGN, {"kind": "ad-hoc profiles"})
         base = (measurement["artifact_sha256"], measurement["board"], measurement["runtime"], measurement["device"], measurement["batch"])
-        repeat = sum(1 for r in store.measurements(PROFILE_CAMPAIGN) if tuple(r.key)[:5] == base)
-        save_measurement(store, PROFILE_CAMPAIGN, MeasurementKey(*base, repeat), measurement)
+        with store.transaction():  # count and insert under one write lock: concurrent stores get distinct repeats
+            repeat = store.next_repeat(PROFILE_CAMPAIGN, base)
+            save_measurement(store, PROFILE_CAMPAIGN, MeasurementKey(*base, repeat), measurement)
         return repeat
 
 

@@ -12,6 +12,14 @@ transaction (``synchronous=FULL``), so a process killed at any point leaves each
 measurement either wholly stored or absent. :meth:`MeasurementStore.pending` returns the
 keys of a campaign still to measure, in the order given.
 
+**Counting repeats under the write lock.** Ad-hoc runs (``edgetran profile --store``) are
+stored as the next repeat of their key. Counting the stored repeats and inserting the new
+one must be one transaction, or two processes count the same index and one measurement
+is refused as a "duplicate". :meth:`~MeasurementStore.transaction` is ``BEGIN IMMEDIATE``
+(the write lock is taken before the count is read, other writers wait up to
+``BUSY_TIMEOUT_S``) and :meth:`~MeasurementStore.next_repeat` is ``MAX(repeat) + 1`` inside
+it, so concurrent writers get unique, contiguous indices.
+
 **Inserting a finished measurement twice** is a no-op when the values are the same
 (:meth:`~MeasurementStore.add_measurement` returns ``False``): a resumed process that
 re-sends the last result before it learnt it was stored does no harm. Different values
@@ -38,12 +46,12 @@ import json
 import math
 import os
 import sqlite3
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from codesign.atomic_io import atomic_path
 
@@ -295,6 +303,20 @@ class MeasurementStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator["MeasurementStore"]:
+        """One write transaction (BEGIN IMMEDIATE: the write lock first) around the block; committed at its end, rolled back on error."""
+        conn = self.connection
+        if conn.in_transaction:
+            raise StoreError(f"store {self.path}: a transaction is already open on this connection")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     # -- rigs, artifacts, traces --------------------------------------------------------
 
     def add_rig(self, name: str, config: Mapping[str, Any]) -> None:
@@ -425,6 +447,15 @@ class MeasurementStore:
         """A campaign's measurements in insertion order."""
         rows = self.connection.execute("SELECT * FROM measurements WHERE campaign = ? ORDER BY id", (campaign,))
         return [_record(r) for r in rows]
+
+    def next_repeat(self, campaign: str, prefix: Iterable[Any]) -> int:
+        """The next repeat index (MAX + 1, 0 when none) of a key's first five fields; call it inside :meth:`transaction`."""
+        arch_key, board, runtime, device, batch = prefix
+        row = self.connection.execute(
+            "SELECT MAX(repeat) FROM measurements WHERE campaign = ? AND arch_key = ? AND board = ? AND runtime = ? AND device = ? AND batch = ?",
+            (campaign, str(arch_key), str(board), str(runtime), str(device), int(batch)),
+        ).fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
 
     def pending(self, campaign: str, keys: Iterable[MeasurementKey], skip_failed: bool = False) -> list[MeasurementKey]:
         """The keys (in the order given) with no stored measurement (nor a failure, with skip_failed)."""

@@ -318,3 +318,63 @@ def test_rigs_artifacts_and_trace_index(store, tmp_path: Path):
     record = MeasurementRecord(**{**record_for("c1", key(2)).__dict__, "artifact_sha256": sha, "trace_path": str(trace)})
     assert store.add_measurement(record)
     assert store.measurement("c1", key(2)).artifact_sha256 == sha
+
+
+# A child that stores PER_CHILD ad-hoc profiles of one key through the CLI's code path
+# (firmware_host.profile.store_measurement), starting at the same instant as its siblings.
+PROFILE_CHILD = '''
+import json, sys, time
+from firmware_host.profile import store_measurement
+
+db, sidecar, child, count, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+spread = {"latency_s_per_seq": {"min": 0.01, "max": 0.02}, "energy_j_per_seq": {"min": 0.1, "max": 0.2}}
+while time.time() < start_at:
+    pass
+for i in range(count):
+    measurement = {
+        "artifact": sidecar, "artifact_sha256": "ab" * 32, "artifact_format": "onnx", "board": "vpi", "runtime": "onnxruntime",
+        "device": "cpu", "batch": 1, "runs": 10, "latency_s_per_seq": 0.015 + child * 1e-3 + i * 1e-6, "energy_j_per_seq": 0.15,
+        "peak_power_w": 5.0, "spread": spread, "sensor": {"name": "vpi-supply"}, "trace": "/nonexistent/trace.ettrace",
+        "clock_offset_s": 0.0, "clock_offset_uncertainty_s": 0.0, "emulated": True, "child": child, "index": i,
+    }
+    print(store_measurement(db, measurement), flush=True)
+'''
+PROFILE_WRITERS = 6
+PER_CHILD = 5
+
+
+def test_concurrent_profile_stores_lose_nothing_and_number_repeats_contiguously(tmp_path: Path):
+    db = tmp_path / "edgetran.db"
+    sidecar = tmp_path / "model.json"
+    sidecar.write_text(json.dumps({"architecture": {"l": 2}, "sha256": "ab" * 32}))
+    start_at = time.time() + 1.5  # every child imported and waiting before the first store
+    children = [
+        subprocess.Popen([sys.executable, "-c", PROFILE_CHILD, str(db), str(sidecar), str(c), str(PER_CHILD), str(start_at)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in range(PROFILE_WRITERS)
+    ]
+    outputs = [child.communicate(timeout=120) for child in children]
+    failures = [(c, err.strip().splitlines()[-1:]) for c, (child, (out, err)) in enumerate(zip(children, outputs)) if child.returncode != 0]
+    assert failures == [], failures
+    reported = sorted(int(line) for out, _ in outputs for line in out.split())
+    total = PROFILE_WRITERS * PER_CHILD
+    assert reported == list(range(total))  # every store returned a distinct index
+    with MeasurementStore(db) as opened:
+        stored = opened.measurements("profiles")
+    assert sorted(r.key.repeat for r in stored) == list(range(total))  # no lost row, unique and contiguous indices
+    assert sorted((r.data["child"], r.data["index"]) for r in stored) == [(c, i) for c in range(PROFILE_WRITERS) for i in range(PER_CHILD)]
+
+
+def test_transaction_commits_rolls_back_and_refuses_nesting(store):
+    assert store.next_repeat("c1", key(0)[:5]) == 0
+    with store.transaction():
+        store.add_measurement(record_for("c1", key(0, repeat=0)))
+        assert store.next_repeat("c1", key(0)[:5]) == 1
+        with pytest.raises(StoreError, match="already open"):
+            with store.transaction():
+                pass
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.transaction():
+            store.add_measurement(record_for("c1", key(0, repeat=1)))
+            raise RuntimeError("boom")
+    assert [r.key.repeat for r in store.measurements("c1")] == [0]  # the second insert was rolled back
