@@ -27,15 +27,23 @@ from sensors.trace.format import EVENT_KINDS, Event, Stream, StreamSpec, Trace, 
 
 
 def _atomic_csv(path: Path, header: list[str], rows) -> None:
+    """Write a CSV through a temporary file and a rename (an OS error becomes one TraceError line)."""
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
+        if path.is_dir():
+            raise TraceError(f"{path}: is a directory (give a file name for the CSV)")
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             writer.writerows(rows)
         os.replace(tmp, path)
+    except OSError as error:
+        raise TraceError(f"{path}: cannot write ({error.strerror or error})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the name was never valid
+            pass
 
 
 def events_path(samples_csv: str | Path) -> Path:

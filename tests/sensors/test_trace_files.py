@@ -179,3 +179,22 @@ def test_magic_is_first(tmp_path: Path):
     path = tmp_path / "m.ettrace"
     TraceWriter(path, [SPEC]).close()
     assert path.read_bytes().startswith(MAGIC)
+
+
+def test_export_to_a_read_only_directory_or_a_directory_is_one_trace_error(tmp_path: Path):
+    path = tmp_path / "a.ettrace"
+    with TraceWriter(path, [SPEC]) as writer:
+        writer.append("ina", 0.0, [1.0, 5.0])
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        if not os.access(read_only, os.W_OK):  # root may write it anyway
+            with pytest.raises(TraceError, match="cannot write"):
+                export_csv(read_trace(path), read_only / "x.csv")
+    finally:
+        read_only.chmod(0o755)
+    with pytest.raises(TraceError, match="is a directory"):
+        export_csv(read_trace(path), tmp_path)
+    with pytest.raises(TraceError, match="cannot write"):  # an OS error root also gets: a name too long
+        export_csv(read_trace(path), tmp_path / ("x" * 300 + ".csv"))
