@@ -54,6 +54,9 @@ class SensorInfo:
     precision: Mapping[str, float] = field(default_factory=dict)  # channel -> resolution in its unit
     provenance: str = MEASURED
     counters: tuple[str, ...] = ()  # channels that are cumulative counters (energy_j)
+    # power channels whose value is the mean over the interval *ending* at its time stamp
+    # (powermetrics, a counter's difference over consecutive reads), not an instantaneous reading
+    interval_averages: tuple[str, ...] = ()
     details: Mapping[str, object] = field(default_factory=dict)  # e.g. ADC settings, device names
 
     def to_dict(self) -> dict:
@@ -66,6 +69,7 @@ class SensorInfo:
             "precision": dict(self.precision),
             "provenance": self.provenance,
             "counters": list(self.counters),
+            "interval_averages": list(self.interval_averages),
             "details": dict(self.details),
         }
 

@@ -36,6 +36,7 @@ def _info(data: dict) -> SensorInfo:
         precision=dict(data.get("precision") or {}),
         provenance=str(data.get("provenance", "measured")),
         counters=tuple(data.get("counters") or ()),
+        interval_averages=tuple(data.get("interval_averages") or ()),
         details=dict(data.get("details") or {}),
     )
 

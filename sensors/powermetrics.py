@@ -258,6 +258,7 @@ class PowermetricsSensor(Sensor):
             precision=precision,
             provenance=EMULATED if emulated else VENDOR,
             counters=tuple(counters),
+            interval_averages=tuple(channels),  # each document's power is its sample's average, stamped at its end
             details={"command": list(self.command), "energy_reported": bool(counters)},
         )
 

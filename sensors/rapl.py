@@ -153,6 +153,7 @@ class RaplSensor(Sensor):
             precision=precision,
             provenance=EMULATED if emulated else VENDOR,
             counters=tuple(f"{zone.label}.energy_j" for zone in self.zones),
+            interval_averages=tuple(f"{zone.label}.power_w" for zone in self.zones),  # a difference over the last interval
             details={
                 "root": str(root),
                 "zones": {z.label: str(z.path) for z in self.zones},

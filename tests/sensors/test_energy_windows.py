@@ -118,5 +118,84 @@ def test_counter_difference():
 
 def test_geometric_mean():
     assert geometric_mean([1.0, 4.0, 16.0]) == pytest.approx(4.0)
-    with pytest.raises(ValueError):
-        geometric_mean([1.0, 0.0])
+    assert math.isnan(geometric_mean([1.0, 0.0]))
+
+
+# -- #11 items 4 and 5: honest empty windows, one span, counters, interval averages ----------
+
+
+def test_window_that_no_sample_reaches_is_nan_with_an_error_not_zero():
+    t = np.linspace(0.0, 1.0, 101)
+    after, = energy_windows(t, np.full_like(t, 2.0), [5.0], [6.0])
+    assert math.isnan(after.energy_j) and math.isnan(after.mean_power_w) and math.isnan(after.peak_power_w)
+    assert after.coverage == 0.0 and "no samples cover" in after.error
+    assert after.to_dict()["error"] == after.error
+    ok = energy_window(t, np.full_like(t, 2.0), 0.2, 0.4)
+    assert ok.error is None and "error" not in ok.to_dict()
+
+
+def test_energy_and_baseline_share_one_span():
+    t = np.linspace(0.0, 1.0, 101)
+    result = energy_window(t, np.full_like(t, 3.0), 0.5, 2.0, baseline_w=1.0)
+    assert result.integrated_s == pytest.approx(0.5)
+    assert result.energy_j == pytest.approx((3.0 - 1.0) * result.integrated_s)  # not 3 x 0.5 - 1 x 1.5
+
+
+def test_counter_windows_use_the_interpolated_difference_and_say_so():
+    t = np.array([0.0, 1.0, 2.0, 3.0])
+    e = np.array([10.0, 12.0, 15.0, 15.5])
+    p = np.array([99.0, 99.0, 99.0, 99.0])  # a power channel that disagrees: only the peak comes from it
+    result = energy_window(t, p, 0.5, 2.5, counter_j=e)
+    assert result.energy_method == "counter"
+    assert result.energy_j == pytest.approx(15.25 - 11.0)
+    assert result.peak_power_w == 99.0 and result.coverage == pytest.approx(1.0)
+    assert energy_window(t, p, 0.5, 2.5).energy_method == "power_integral"
+
+
+def test_counter_wrap_adds_the_modulus_and_a_reset_is_a_gap():
+    t = np.arange(0.0, 5.0, 1.0)
+    wrapped = np.array([90.0, 95.0, 0.0, 5.0, 10.0])  # modulus 100: 5 J per second throughout
+    result = energy_window(t, None, 0.0, 4.0, counter_j=wrapped, counter_wrap_j=100.0)
+    assert result.energy_j == pytest.approx(20.0) and result.gaps == 0
+    reset = energy_window(t, None, 0.0, 4.0, counter_j=wrapped)
+    assert reset.energy_j == pytest.approx(15.0) and reset.gaps == 1
+    assert reset.coverage == pytest.approx(0.75) and any("backwards" in w for w in reset.warnings)
+
+
+def test_interval_averages_are_piecewise_constant_over_the_preceding_interval():
+    # powermetrics at 100 ms: 1 W over (0, 0.1], 3 W over (0.1, 0.2], 5 W over (0.2, 0.3]
+    t = np.array([0.0, 0.1, 0.2, 0.3])
+    p = np.array([7.0, 1.0, 3.0, 5.0])  # the first value covers time before the data: not used
+    whole = energy_window(t, p, 0.0, 0.3, interval_s=0.1, interval_average=True)
+    assert whole.energy_j == pytest.approx(0.1 + 0.3 + 0.5)
+    part = energy_window(t, p, 0.15, 0.25, interval_s=0.1, interval_average=True)
+    assert part.energy_j == pytest.approx(0.05 * 3 + 0.05 * 5)
+    assert part.peak_power_w == 5.0  # the interval (0.2, 0.3] overlaps the window
+    assert energy_window(t, p, 0.15, 0.25, interval_s=0.1).energy_j == pytest.approx(0.05 * 2.5 + 0.05 * 3.5)  # trapezoid differs
+
+
+def test_energy_plan_prefers_the_rails_counter_and_refuses_an_ambiguous_rail():
+    from sensors.energy import energy_plan, resolve_channel
+
+    rapl = ("package-0.energy_j", "package-0.power_w", "psys.energy_j", "psys.power_w")
+    plan = energy_plan(rapl, ("package-0.energy_j", "psys.energy_j"), "psys.power_w", ("psys.power_w",))
+    assert (plan.method, plan.counter_channel, plan.power_channel, plan.interval_average) == ("counter", "psys.energy_j", "psys.power_w", True)
+    assert energy_plan(("power_w", "bus_v"), (), "power_w").method == "power_integral"
+    rails = ("VDD_IN.power_w", "VDD_CPU.power_w", "VDD_IN.bus_v")
+    assert resolve_channel(rails, "VDD_CPU.power_w") == "VDD_CPU.power_w"
+    with pytest.raises(KeyError, match="ambiguous"):
+        resolve_channel(rails, "power_w")
+    with pytest.raises(KeyError, match="neither power"):
+        energy_plan(rails, (), "VDD_IN.bus_v")
+
+
+def test_nominal_sample_interval_is_the_slower_of_update_and_poll():
+    from sensors.energy import nominal_sample_interval
+
+    assert nominal_sample_interval(0.1, 0.001) == 0.1
+    assert nominal_sample_interval(0.0005, 0.001) == 0.001
+    assert nominal_sample_interval(None, None) is None
+
+
+def test_geometric_mean_is_nan_for_non_positive_values():
+    assert math.isnan(geometric_mean([1.0, -2.0])) and math.isnan(geometric_mean([]))

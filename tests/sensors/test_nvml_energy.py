@@ -176,3 +176,30 @@ def test_real_pynvml_without_a_gpu_is_absent_not_a_crash() -> None:
     assert not present()
     with pytest.raises(SensorError, match="NVML did not start"):
         NvmlSensor()
+
+
+def test_windows_of_a_gpu_with_a_counter_use_it_and_others_integrate_power() -> None:
+    """#11 item 5: the plan of gpu0 (Volta+) is its energy counter; gpu1 (P100, none) integrates power."""
+    import numpy as np
+
+    from sensors.energy import energy_plan, plan_windows
+
+    clock, module = replay()
+    sensor = NvmlSensor(module=module, clock=clock)
+    info = sensor.info
+    rows = []
+    for k in range(0, 61):  # a 200 Hz poll over the 0.3 s recording; the daemon keeps fresh reads
+        clock.t = T0 + k * 0.005
+        sample = sensor.read()
+        if sample.fresh:
+            rows.append(sample)
+    t = np.array([s.t for s in rows])
+    columns = {c: np.array([s.values[c] for s in rows]) for c in info.channels}
+    gpu0 = energy_plan(info.channels, info.counters, "gpu0.power_w", info.interval_averages)
+    window, = plan_windows(gpu0, t, columns, [T0 + 0.10], [T0 + 0.20], interval_s=info.update_interval_s)
+    assert (gpu0.method, window.energy_method) == ("counter", "counter")
+    assert window.energy_j == pytest.approx(24.945, abs=1e-9)  # the counter difference, as the recording holds it
+    gpu1 = energy_plan(info.channels, info.counters, "gpu1.power_w", info.interval_averages)
+    assert gpu1.method == "power_integral" and gpu1.counter_channel is None
+    other, = plan_windows(gpu1, t, columns, [T0 + 0.10], [T0 + 0.20], interval_s=info.update_interval_s)
+    assert other.energy_method == "power_integral" and other.energy_j > 0

@@ -183,3 +183,38 @@ def test_default_command_and_presence() -> None:
     ]  # fmt: skip
     assert discover(lambda name: None) == [] and not present(lambda name: None)
     assert discover(lambda name: f"/usr/bin/{name}") == ["/usr/bin/powermetrics"]
+
+
+def test_interval_averages_integrate_over_the_preceding_interval_and_counters_win() -> None:
+    """#11 item 5: power-only output integrates each document's average over its own sample; energy keys use the counter."""
+    from sensors.energy import energy_plan, plan_windows
+
+    sensor = PowermetricsSensor(command=replay_command(POWER_ONLY), interval_ms=1000, clock=FixedClock())
+    try:
+        info = sensor.info
+        samples = collect(sensor, 3)
+    finally:
+        sensor.close()
+    assert info.interval_averages == ("cpu.power_w", "gpu.power_w", "ane.power_w", "combined.power_w")
+    plan = energy_plan(info.channels, info.counters, "cpu.power_w", info.interval_averages)
+    assert (plan.method, plan.interval_average) == ("power_integral", True)
+    t = [s.t for s in samples]
+    columns = {"cpu.power_w": [s.values["cpu.power_w"] for s in samples]}
+    window, = plan_windows(plan, t, columns, [t[0]], [t[2]], interval_s=info.update_interval_s)
+    # document k is the average over (t[k-1], t[k]]: the first one's power lies before the window
+    expected = sum(columns["cpu.power_w"][k] * (t[k] - t[k - 1]) for k in (1, 2))
+    assert window.energy_j == pytest.approx(expected, rel=1e-12)
+
+    sensor = PowermetricsSensor(command=replay_command(M1_STREAM), emulated=True, clock=FixedClock())
+    try:
+        info = sensor.info
+        samples = collect(sensor, 5)
+    finally:
+        sensor.close()
+    plan = energy_plan(info.channels, info.counters, "cpu.power_w", info.interval_averages)
+    assert plan.method == "counter" and plan.counter_channel == "cpu.energy_j"
+    t = [s.t for s in samples]
+    columns = {c: [s.values[c] for s in samples] for c in plan.channels}
+    window, = plan_windows(plan, t, columns, [t[0]], [t[4]], interval_s=info.update_interval_s)
+    assert window.energy_method == "counter"
+    assert window.energy_j == pytest.approx(sum(CPU_MJ[1:]) / 1000, rel=1e-12)  # the energies of documents 2..5
