@@ -8,7 +8,9 @@ Artifacts travel by content hash: the host sends the sidecar and, only when the
 worker's cache does not hold it yet, the model files' bytes. :class:`ArtifactCache`
 stores them under ``<cache>/<sha256>/`` (default ``~/.cache/edgetran/artifacts``), verifies
 the hash before use and never trusts a partially written entry (files are written to a
-temporary folder and renamed into place).
+temporary folder and renamed into place). A payload's ``sha256`` and file names are
+checked (:func:`device_runners.artifact.check_meta`) before any path is built from them,
+so a payload cannot name a file outside the cache.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from device_runners.artifact import Artifact, ArtifactError, load_artifact
+from device_runners.artifact import Artifact, ArtifactError, check_meta, check_sha256, load_artifact
 from device_runners.protocol import measure
 
 DEFAULT_CACHE = Path(os.environ.get("EDGETRAN_ARTIFACT_CACHE", Path.home() / ".cache" / "edgetran" / "artifacts"))
@@ -33,7 +35,8 @@ class ArtifactCache:
         self.root = Path(root)
 
     def sidecar(self, sha256: str) -> Path:
-        """Where an artifact's sidecar lives in the cache."""
+        """Where an artifact's sidecar lives in the cache (ArtifactError unless sha256 is a hex digest)."""
+        check_sha256(sha256, "cached artifact")
         return self.root / sha256 / f"{sha256}.json"
 
     def get(self, sha256: str) -> Optional[Artifact]:
@@ -42,21 +45,26 @@ class ArtifactCache:
         if not path.is_file():
             return None
         try:
-            return load_artifact(path)
+            artifact = load_artifact(path)
+            if artifact.sha256 != sha256:
+                raise ArtifactError(f"{path}: names {artifact.sha256[:12]}, not {sha256[:12]}")
+            return artifact
         except ArtifactError:
             shutil.rmtree(path.parent, ignore_errors=True)
             return None
 
     def put(self, meta: dict, files: dict[str, bytes]) -> Artifact:
         """Store an artifact's sidecar and files atomically, verify and return it."""
+        check_meta(meta, "artifact payload")
         sha256 = meta["sha256"]
-        if set(files) != set(meta["files"]):
-            raise ArtifactError(f"artifact {sha256[:12]}: got files {sorted(files)}, sidecar lists {meta['files']}")
+        if not isinstance(files, dict) or set(files) != set(meta["files"]):
+            got = sorted(files) if isinstance(files, dict) else type(files).__name__
+            raise ArtifactError(f"artifact {sha256[:12]}: got files {got}, sidecar lists {meta['files']}")
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=self.root))
         try:
-            for name, data in files.items():
-                (staging / Path(name).name).write_bytes(data)
+            for name in meta["files"]:  # checked names: <sha256>.<ext>
+                (staging / name).write_bytes(files[name])
             (staging / f"{sha256}.json").write_text(json.dumps(meta))
             load_artifact(staging / f"{sha256}.json")  # verify before it becomes visible
             target = self.root / sha256
@@ -89,7 +97,7 @@ class ArtifactMissing(LookupError):
 def run_on_worker(payload: dict, options: dict, cache_root: Optional[str] = None) -> dict:
     """A dask task: make the artifact available in the worker's cache, measure, return the report."""
     cache = ArtifactCache(cache_root or DEFAULT_CACHE)
-    meta = payload["meta"]
+    meta = check_meta(payload["meta"], "artifact payload")
     artifact = cache.get(meta["sha256"])
     if artifact is None:
         if "files" not in payload:

@@ -13,6 +13,12 @@ An artifact is one model file (``<sha256>.onnx``, ``<sha256>.tflite``) or a pair
      "outputs": [{"name": "logits", "shape": ["batch", 2]}], "tools": {"torch": "2.13.0", ...},
      "parity": {"max_abs_diff": 1.2e-08, "batch": 2, "seed": 0}, "created_utc": "..."}
 
+**Names are checked before they touch a path.** ``sha256`` must be 64 lowercase hex
+digits and ``files`` exactly ``<sha256><suffix>`` for the format's suffixes, in order
+(:func:`check_meta`). A sidecar travels from the host to a board's worker and names the
+files the worker writes, so a ``sha256`` such as ``../../x`` or ``/etc/x`` (or a file name
+with a separator) would write outside the cache; it is refused with :class:`ArtifactError`.
+
 Torch-free: a board reads and verifies artifacts with numpy and the standard library.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +34,7 @@ from typing import Any, Sequence
 SIDECAR_SUFFIX = ".json"
 FORMAT_SUFFIXES = {"onnx": (".onnx",), "openvino": (".xml", ".bin"), "tflite": (".tflite",)}
 HASH_CHUNK_BYTES = 1 << 20
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # a hex digest as hashlib writes it: 64 lowercase digits
 
 
 class ArtifactError(ValueError):
@@ -88,6 +96,34 @@ class Artifact:
 REQUIRED_KEYS = ("sha256", "format", "files", "architecture", "seq_len", "batch", "inputs", "outputs", "tools")
 
 
+def check_sha256(value: Any, where: str = "artifact") -> str:
+    """The value if it is a sha256 hex digest (64 lowercase hex digits); ArtifactError otherwise."""
+    if not isinstance(value, str) or not SHA256_HEX.fullmatch(value):
+        raise ArtifactError(f"{where}: sha256 must be 64 lowercase hex digits, got {str(value)[:80]!r}")
+    return value
+
+
+def expected_files(sha256: str, format: str) -> list[str]:
+    """The model file names of an artifact: ``<sha256><suffix>`` for each of its format's suffixes."""
+    return [f"{sha256}{suffix}" for suffix in FORMAT_SUFFIXES[format]]
+
+
+def check_meta(meta: Any, where: str = "artifact") -> dict:
+    """A sidecar's content if its keys are present, its format known and its sha256 and file names valid."""
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{where}: sidecar must be a JSON object")
+    missing = [key for key in REQUIRED_KEYS if key not in meta]
+    if missing:
+        raise ArtifactError(f"{where}: sidecar lacks {', '.join(missing)}")
+    if meta["format"] not in FORMAT_SUFFIXES:
+        raise ArtifactError(f"{where}: unknown format {meta['format']!r} (known: {', '.join(FORMAT_SUFFIXES)})")
+    sha256 = check_sha256(meta["sha256"], where)
+    expected = expected_files(sha256, meta["format"])
+    if meta["files"] != expected:
+        raise ArtifactError(f"{where}: files must be {expected} (<sha256>.<ext> for {meta['format']}), got {str(meta['files'])[:200]}")
+    return meta
+
+
 def read_artifact(path: str | Path) -> Artifact:
     """Read an artifact from its sidecar, its model file or its hash-named stem (not verified)."""
     path = Path(path)
@@ -99,13 +135,7 @@ def read_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(f"{sidecar}: no sidecar (expected <sha256>.json beside the model file)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArtifactError(f"{sidecar}: sidecar is not valid JSON ({error})") from None
-    if not isinstance(meta, dict):
-        raise ArtifactError(f"{sidecar}: sidecar must be a JSON object")
-    missing = [key for key in REQUIRED_KEYS if key not in meta]
-    if missing:
-        raise ArtifactError(f"{sidecar}: sidecar lacks {', '.join(missing)}")
-    if meta["format"] not in FORMAT_SUFFIXES:
-        raise ArtifactError(f"{sidecar}: unknown format {meta['format']!r} (known: {', '.join(FORMAT_SUFFIXES)})")
+    check_meta(meta, str(sidecar))
     return Artifact(sidecar, meta)
 
 

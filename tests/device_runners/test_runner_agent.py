@@ -25,6 +25,39 @@ def test_cache_stores_verifies_and_drops_damage(tiny: Path, tmp_path: Path):
     assert [p.name for p in cache.root.iterdir()] == []  # nothing half-written left behind
 
 
+def _files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*")} if root.exists() else set()
+
+
+def test_payload_naming_files_outside_the_cache_is_refused_and_writes_nothing(tiny: Path, tmp_path: Path):
+    """A payload's sha256 and file names must not reach outside the cache (the old code wrote <outside>/escaped.json)."""
+    cache_root = tmp_path / "boards" / "cache"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    good = package_artifact(tiny)
+    sha = good["meta"]["sha256"]
+    model = good["files"][f"{sha}.onnx"]
+    # a leading "/" makes the sidecar path absolute; the first 12 characters keep the staging folder inside the cache
+    escaping = "//////////.." + str(outside / "escaped")
+    bad_metas = [
+        {**good["meta"], "sha256": escaping, "files": ["escaped.onnx"]},
+        {**good["meta"], "sha256": "../../" + sha[6:], "files": [f"../../{sha[6:]}.onnx"]},
+        {**good["meta"], "sha256": sha.upper(), "files": [f"{sha.upper()}.onnx"]},
+        {**good["meta"], "files": [f"../{sha}.onnx"]},
+        {**good["meta"], "files": [f"{sha}.bin"]},
+    ]
+    for meta in bad_metas:
+        payload = {"meta": meta, "files": {name: model for name in meta["files"]}}
+        with pytest.raises(ArtifactError, match="sha256 must be 64 lowercase hex digits|files must be"):
+            run_on_worker(payload, {"runs": 2, "warmup": 0}, str(cache_root))
+        with pytest.raises(ArtifactError, match="sha256 must be 64 lowercase hex digits|files must be"):
+            ArtifactCache(cache_root).put(meta, payload["files"])
+    with pytest.raises(ArtifactError, match="64 lowercase hex"):
+        is_cached("../" * 3 + "etc", str(cache_root))
+    assert _files_under(outside) == set() and _files_under(tmp_path / "boards") <= {cache_root}
+    assert run_on_worker(good, {"runs": 2, "warmup": 0}, str(cache_root))["artifact_sha256"] == sha  # a good one still works
+
+
 def test_task_runs_once_the_bytes_travelled(tiny: Path, tmp_path: Path):
     cache_root = str(tmp_path / "cache")
     options = {"runtime": "onnxruntime", "runs": 5, "warmup": 1}
