@@ -417,6 +417,7 @@ class TraceReader:
         self.header = self._find_header()
         self.specs = [StreamSpec.from_dict(s) for s in self.header.get("streams", [])]
         self._expected = [0] * len(self.specs)
+        self._last_t = [float("nan")] * len(self.specs)
 
     def _find_header(self) -> dict:
         """The header record, or (when it is damaged) the first repeated specification."""
@@ -458,7 +459,12 @@ class TraceReader:
                     yield [Event.from_dict(e) for e in json.loads(record.payload)]
                 elif record.type == TYPE_SAMPLES:
                     chunk = _decode_samples(record.payload, self.specs, self.version)
-                    self._count_samples(chunk.stream, chunk.first, len(chunk.t))
+                    lost = self._count_samples(chunk.stream, chunk.first, len(chunk.t))
+                    if lost and len(chunk.t):
+                        before = self._last_t[chunk.stream]
+                        self.problems.append(f"{self.specs[chunk.stream].name}: {lost} samples lost between t={before:.6f} and t={chunk.t[0]:.6f}")
+                    if len(chunk.t):
+                        self._last_t[chunk.stream] = float(chunk.t[-1])
                     yield chunk
                 elif record.type == TYPE_CLOSE:
                     self.closed_cleanly = True
@@ -474,19 +480,23 @@ class TraceReader:
         totals = self.close_totals.get("streams") if isinstance(self.close_totals, dict) else None
         if isinstance(totals, dict):
             for index, spec in enumerate(self.specs):
-                self._count_samples(index, totals.get(spec.name), 0)
+                if lost := self._count_samples(index, totals.get(spec.name), 0):
+                    self.problems.append(f"{spec.name}: {lost} samples lost after t={self._last_t[index]:.6f}")
             if isinstance(self.close_totals.get("records"), int) and self.close_totals["records"] > seq_next:
                 self.damage.records_lost += self.close_totals["records"] - seq_next
         elif self.version == 1:
             self.damage.records_lost = len(self.damage.regions)  # v1 has no sequence numbers: one per region
 
-    def _count_samples(self, stream: int, first: int | None, n: int) -> None:
-        if first is None:
-            return
-        if first > self._expected[stream]:
+    def _count_samples(self, stream: int, first: int | None, n: int) -> int:
+        """Samples missing before a chunk starting at sample ``first`` (0 when none or unknown)."""
+        if not isinstance(first, int):
+            return 0
+        lost = max(0, first - self._expected[stream])
+        if lost:
             name = self.specs[stream].name
-            self.damage.samples_lost[name] = self.damage.samples_lost.get(name, 0) + first - self._expected[stream]
+            self.damage.samples_lost[name] = self.damage.samples_lost.get(name, 0) + lost
         self._expected[stream] = max(self._expected[stream], first + n)
+        return lost
 
     def chunks(self, stream: int | None = None) -> Iterator[Chunk]:
         """Only the samples chunks (of one stream index, or all)."""

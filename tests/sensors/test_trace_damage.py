@@ -58,6 +58,7 @@ def test_flipped_bit_in_a_payload_loses_that_chunk_and_says_how_many_samples(tmp
     assert len(values) == 900 and 250.0 not in values and 300.0 in values
     assert trace.damage.records_lost == 1 and trace.damage.samples_lost == {"ina": 100}
     assert "CRC" in trace.damage.regions[0].reason
+    assert "ina: 100 samples lost between t=0.199000 and t=0.300000" in trace.problems  # where, in the trace's time
 
 
 def test_damaged_header_is_recovered_from_the_repeated_stream_specification(tmp_path: Path):

@@ -107,7 +107,8 @@ def test_corrupted_chunk_is_detected_reported_and_skipped(tmp_path: Path):
     data[victim + 40] ^= 0xFF
     path.write_bytes(bytes(data))
     trace = read_trace(path)
-    assert len(trace.problems) == 1 and "CRC mismatch" in trace.problems[0]
+    assert len(trace.problems) == 2 and "CRC mismatch" in trace.problems[0]
+    assert trace.problems[1] == "ina: 100 samples lost between t=0.199000 and t=0.300000"
     values = trace.stream().values["power_w"]
     assert len(values) == 900
     assert 250.0 not in values and 350.0 in values
