@@ -210,26 +210,67 @@ def load_daemon_config(path: Path) -> dict:
     for i, entry in enumerate(sensors):
         if not isinstance(entry, dict) or "kind" not in entry:
             raise typer.BadParameter(f"{path}: sensors[{i}] needs a kind")
-    known = {"host", "port", "token", "token_file", "allow_remote", "rate_hz", "ring_seconds", "record", "realtime_priority"}
+    known = {"host", "port", "token", "token_file", "allow_remote", "rate_hz", "ring_seconds", "record", "realtime_priority", *RECORDING_KEYS}
     unknown = sorted(set(daemon) - known)
     if unknown:
         raise typer.BadParameter(f"{path}: unknown [daemon] key {unknown[0]!r} (known: {', '.join(sorted(known))})")
     return {"daemon": daemon, "sensors": sensors}
 
 
-def record_file(target: str) -> Path:
-    """A new trace path: ``target`` itself, or a timestamped file inside it when it is a directory."""
-    path = Path(target)
-    if target.endswith("/") or path.is_dir():
+RECORDING_KEYS = ("record_stem", "rotate_mb", "rotate_daily", "keep_mb", "keep_files")
+MB = 2**20  # rotate_mb and keep_mb are MiB
+
+
+def option_number(options: dict, key: str, default: float, zero_ok: bool = False) -> float:
+    """A positive (or, with ``zero_ok``, non-negative) number from the [daemon] table; one-line error otherwise."""
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (value == 0 and not zero_ok):
+        raise typer.BadParameter(f"[daemon] {key} must be a {'non-negative' if zero_ok else 'positive'} number, got {value!r}")
+    return float(value)
+
+
+def recording(options: dict) -> dict:
+    """The daemon's recording from its [daemon] table: ``record_path`` or ``open_writer`` (or nothing).
+
+    ``record`` naming a directory (an existing one, or a path ending in ``/``) records a
+    rotated set there (:mod:`sensors.trace.rotation`): a new file every ``rotate_mb``
+    (256 MiB: ~18 min at 2 kHz) and at each UTC midnight (``rotate_daily``), the oldest
+    files deleted while the set holds more than ``keep_mb`` (2048 MiB) or ``keep_files``
+    files (0: no file-count limit). ``record`` naming a file records that one file,
+    never rotated (for a bounded recording); the rotation keys then are refused.
+    """
+    from sensors.daemon import rotating_writer
+    from sensors.trace.rotation import DEFAULT_KEEP_BYTES, DEFAULT_MAX_BYTES
+
+    target = options.get("record")
+    given = [key for key in RECORDING_KEYS if key in options]
+    if not target:
+        if given:
+            raise typer.BadParameter(f"[daemon] {given[0]} needs record = a directory")
+        return {}
+    path = Path(str(target))
+    if not (str(target).endswith("/") or path.is_dir()):
+        if given:
+            raise typer.BadParameter(f"[daemon] {given[0]} applies to a rotated set: make record a directory (end it with '/')")
+        return {"record_path": path.absolute()}  # absolute: status names it for hosts that keep a trace reference
+
+    rotate_daily = options.get("rotate_daily", True)
+    if not isinstance(rotate_daily, bool):
+        raise typer.BadParameter(f"[daemon] rotate_daily must be true or false, got {rotate_daily!r}")
+    max_bytes = max(1, int(option_number(options, "rotate_mb", DEFAULT_MAX_BYTES / MB) * MB))
+    keep_bytes = max(1, int(option_number(options, "keep_mb", DEFAULT_KEEP_BYTES / MB) * MB))
+    keep_files = int(option_number(options, "keep_files", 0, zero_ok=True)) or None
+    stem = str(options.get("record_stem", "edgetran"))
+    with input_errors():
         path.mkdir(parents=True, exist_ok=True)
-        return path / time.strftime("edgetran-%Y%m%dT%H%M%SZ.ettrace", time.gmtime())
-    return path
+        factory = rotating_writer(path.resolve(), stem, max_bytes, rotate_daily, keep_bytes, keep_files)
+    return {"open_writer": factory}
 
 
 @sensor_app.command("daemon")
 def daemon_command(config: Path = typer.Option(..., "--config", help="Daemon TOML file (see sensors/systemd/).")) -> None:
     """Run the sampling daemon as a service (what the Pi's systemd unit starts)."""
-    from sensors.daemon import DEFAULT_PORT, SamplingDaemon
+    from sensors.daemon import DEFAULT_PORT, DEFAULT_RING_S, SamplingDaemon
 
     settings = load_daemon_config(config)
     options = settings["daemon"]
@@ -244,13 +285,13 @@ def daemon_command(config: Path = typer.Option(..., "--config", help="Daemon TOM
     for entry in settings["sensors"]:
         params = {k: v for k, v in entry.items() if k != "kind"}
         sensors.append(build_sensor(entry["kind"], params, rate))
-    record_path = record_file(options["record"]) if options.get("record") else None
+    recording_args = recording(options)
     with input_errors():
         daemon = SamplingDaemon(
             sensors,
             rate,
-            ring_seconds=float(options.get("ring_seconds", 60.0)),
-            record_path=record_path,
+            ring_seconds=option_number(options, "ring_seconds", DEFAULT_RING_S),
+            **recording_args,
             host=str(options.get("host", "127.0.0.1")),
             port=int(options.get("port", DEFAULT_PORT)),
             token=token,
@@ -261,7 +302,7 @@ def daemon_command(config: Path = typer.Option(..., "--config", help="Daemon TOM
     stop = threading.Event()
     _stop_on_signals(stop)
     typer.echo(f"edgetran sensor daemon: {len(sensors)} sensor(s) at {rate:g} Hz on {daemon.host}:{daemon.port}"
-               + (f", recording to {record_path}" if record_path else ""), err=True)
+               + (f", recording to {options['record']}" if options.get("record") else ""), err=True)
     sys.stderr.flush()
     try:
         while not stop.is_set() and not daemon.sampler_died.wait(0.5):
@@ -369,18 +410,17 @@ def export_command(
     stream: Optional[str] = typer.Option(None, "--stream", help="Stream to export (default: the first)."),
     as_json: bool = typer.Option(False, "--json", help="Print the written files and counts as JSON."),
 ) -> None:
-    """Export one stream's samples and the events as CSV."""
-    from sensors.trace.exchange import export_csv
+    """Export one stream's samples and the events as CSV (read chunk by chunk)."""
+    from sensors.trace.exchange import export_csv_file
 
     with input_errors():
-        trace = _load(path)
-        samples, events = export_csv(trace, csv_path, stream)
-        data = trace.stream(stream)
+        written = export_csv_file(path, csv_path, stream)
     if as_json:
-        typer.echo(json.dumps({"samples_csv": str(samples), "events_csv": str(events), "stream": data.spec.name,
-                               "samples": int(len(data.t)), "events": len(trace.events), "problems": trace.problems}, indent=2))
+        typer.echo(json.dumps(written, indent=2))
         return
-    typer.echo(f"wrote {samples} and {events}")
+    typer.echo(f"wrote {written['samples']} samples to {written['samples_csv']} and {written['events']} events to {written['events_csv']}")
+    for problem in written["problems"]:
+        typer.echo(f"problem: {problem}")
 
 
 @trace_app.command("energy")

@@ -4,7 +4,9 @@ CSV samples: a header row ``t_s,power_w[,bus_v,current_a,...]`` (``t_s`` and a
 ``*power_w`` column are required; any other column is a channel named as written).
 CSV events: ``t_s,event,label`` with ``event`` one of the trace event kinds.
 Export writes the samples of one stream to ``F`` and its events to ``F`` with the
-suffix ``.events.csv``; both through a temporary file and a rename.
+suffix ``.events.csv``; both through a temporary file and a rename. ``export_csv_file``
+(what `trace export` uses) reads the trace file chunk by chunk, so an hour-long trace
+is exported in bounded memory.
 
 The published A100 trace (``traces/a100_bert_tiny_sst2_nvidia_smi.json``) is a JSON
 list of ``{"time": s, "power_metrics": {"gpu": W}}``; each ``power_metrics`` key
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sensors.base import EMULATED, VENDOR
-from sensors.trace.format import EVENT_KINDS, Event, Stream, StreamSpec, Trace, TraceError, new_header
+from sensors.trace.format import EVENT_KINDS, Chunk, Event, Stream, StreamSpec, Trace, TraceError, TraceReader, new_header
 
 
 def _atomic_csv(path: Path, header: list[str], rows) -> None:
@@ -52,18 +54,61 @@ def events_path(samples_csv: str | Path) -> Path:
     return path.with_name(path.stem + ".events.csv")
 
 
+def _sample_rows(t: np.ndarray, values: np.ndarray):
+    """CSV rows (time, then one value per channel) of ``n`` samples, ``values`` channels x n."""
+    for i, moment in enumerate(t.tolist()):
+        yield [repr(moment)] + [repr(float(v)) for v in values[:, i]]
+
+
+def _check_target(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise TraceError(f"{path}: directory {path.parent} does not exist")
+
+
 def export_csv(trace: Trace, path: str | Path, stream: str | None = None) -> tuple[Path, Path]:
     """Write one stream's samples and the trace's events as CSV; return both paths."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise TraceError(f"{path}: directory {path.parent} does not exist")
+    _check_target(path)
     data = trace.stream(stream)
-    columns = [data.values[c] for c in data.spec.channels]
-    rows = ([repr(float(t))] + [repr(float(col[i])) for col in columns] for i, t in enumerate(data.t))
-    _atomic_csv(path, ["t_s", *data.spec.channels], rows)
+    columns = np.vstack([data.values[c] for c in data.spec.channels]) if len(data.spec.channels) else np.empty((0, len(data.t)))
+    _atomic_csv(path, ["t_s", *data.spec.channels], _sample_rows(data.t, columns))
     event_file = events_path(path)
     _atomic_csv(event_file, ["t_s", "event", "label"], ([repr(e.t), e.kind, e.label] for e in trace.events))
     return path, event_file
+
+
+def export_csv_file(source: str | Path, path: str | Path, stream: str | None = None) -> dict:
+    """Like :func:`export_csv` from a trace file, read chunk by chunk (samples in file order).
+
+    Returns the two paths, the stream, its sample and event counts, and the reader's problems.
+    """
+    path = Path(path)
+    _check_target(path)
+    with TraceReader(source) as reader:
+        names = [spec.name for spec in reader.specs]
+        if stream is not None and stream not in names:
+            raise TraceError(f"trace has no stream {stream!r} (streams: {', '.join(names)})")
+        index = names.index(stream) if stream is not None else 0
+        spec = reader.specs[index]
+        events: list[Event] = []
+        count = 0
+
+        def rows():
+            nonlocal count
+            for item in reader.items():
+                if isinstance(item, Chunk):
+                    if item.stream == index:
+                        count += len(item.t)
+                        yield from _sample_rows(item.t, item.values)
+                else:
+                    events.extend(item)
+
+        _atomic_csv(path, ["t_s", *spec.channels], rows())
+        problems = list(reader.problems)
+    events.sort(key=lambda e: e.t)
+    event_file = events_path(path)
+    _atomic_csv(event_file, ["t_s", "event", "label"], ([repr(e.t), e.kind, e.label] for e in events))
+    return {"samples_csv": str(path), "events_csv": str(event_file), "stream": spec.name, "samples": count, "events": len(events), "problems": problems}
 
 
 def _float(text: str, where: str) -> float:

@@ -199,3 +199,24 @@ def test_export_to_a_read_only_directory_or_a_directory_is_one_trace_error(tmp_p
         export_csv(read_trace(path), tmp_path)
     with pytest.raises(TraceError, match="cannot write"):  # an OS error root also gets: a name too long
         export_csv(read_trace(path), tmp_path / ("x" * 300 + ".csv"))
+
+
+def test_export_from_the_file_chunk_by_chunk_equals_the_in_memory_export(tmp_path: Path):
+    from sensors.trace.exchange import export_csv_file
+
+    path = tmp_path / "a.ettrace"
+    with TraceWriter(path, [SPEC, StreamSpec("cpu", ("util_pct",))], chunk_samples=64) as writer:
+        for i in range(1000):
+            writer.append("ina", 10.0 + i * 0.001, [1.0 + 0.1 * i, float("nan") if i == 7 else 5.0])
+            if i % 100 == 0:
+                writer.append("cpu", 10.0 + i * 0.001, [float(i)])
+                writer.event(10.0 + i * 0.001, "marker", f"m{i}")
+    memory = export_csv(read_trace(path), tmp_path / "memory.csv")
+    written = export_csv_file(path, tmp_path / "streamed.csv")
+    assert (tmp_path / "streamed.csv").read_text() == memory[0].read_text()
+    assert Path(written["events_csv"]).read_text() == memory[1].read_text()
+    assert (written["samples"], written["events"], written["stream"]) == (1000, 10, "ina")
+    export_csv_file(path, tmp_path / "cpu.csv", stream="cpu")
+    assert len((tmp_path / "cpu.csv").read_text().splitlines()) == 11
+    with pytest.raises(TraceError, match="no stream 'gpu'"):
+        export_csv_file(path, tmp_path / "x.csv", stream="gpu")
