@@ -65,10 +65,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from sensors.base import Clock, Sensor
-from sensors.energy import energy_window
+from sensors.energy import energy_plan, nominal_sample_interval, plan_windows
 from sensors.recorder import Recorder, TraceSink, describe
 from sensors.ring import RingBuffer
-from sensors.trace.format import EVENT_KINDS, Event, StreamSpec, TraceError, TraceWriter, read_trace
+from sensors.trace.format import EVENT_KINDS, Chunk, Event, StreamSpec, TraceError, TraceReader, TraceWriter
+from sensors.trace.rotation import DEFAULT_KEEP_BYTES, DEFAULT_MAX_BYTES, RotatingTraceWriter
 
 __all__ = ["DEFAULT_PORT", "DaemonError", "RingBuffer", "SamplerStats", "SamplingDaemon", "is_loopback", "request"]
 
@@ -141,31 +142,79 @@ def file_writer(path: str | Path) -> WriterFactory:
     return open_writer
 
 
+def rotating_writer(
+    directory: str | Path,
+    stem: str = "edgetran",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    rotate_daily: bool = True,
+    keep_bytes: int | None = DEFAULT_KEEP_BYTES,
+    keep_files: int | None = None,
+) -> WriterFactory:
+    """A writer factory for a rotated set in ``directory`` (by size and UTC day, with retention).
+
+    A reopen after a failure starts a new writer (a new session of the same set); its
+    retention runs at once, so a set over ``keep_bytes`` frees space before writing.
+    """
+
+    def open_writer(specs: Sequence[StreamSpec], header_extra: Mapping[str, Any], attempt: int) -> TraceSink:
+        return RotatingTraceWriter(directory, stem, specs, header_extra=dict(header_extra), max_bytes=max_bytes,
+                                   rotate_daily=rotate_daily, keep_bytes=keep_bytes, keep_files=keep_files)
+
+    return open_writer
+
+
 def recorded_rows(paths: Sequence[Path], stream: str, channel: str, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
     """(t, values) of one channel of a stream from recorded trace files, around [start, end].
 
-    Files that cannot be read (deleted by retention, damaged) are skipped; the window's
-    coverage then shows what is missing. One neighbour beyond each edge is kept.
+    Read chunk by chunk (:class:`sensors.trace.format.TraceReader`): memory holds the
+    window's samples, not the files. Files that cannot be read (deleted by retention,
+    damaged beyond use) are skipped; the window's coverage then shows what is missing.
+    One neighbour beyond each edge is kept, for interpolating the edges.
     """
-    times, values = [], []
+    times: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    before: tuple[float, float] | None = None  # the last sample before the window
     for path in paths:
         try:
-            trace = read_trace(path)
-            data = trace.streams.get(stream)
+            with TraceReader(path) as reader:
+                names = [spec.name for spec in reader.specs]
+                if stream not in names or channel not in reader.specs[names.index(stream)].channels:
+                    continue
+                index = names.index(stream)
+                column = reader.specs[index].channels.index(channel)
+                for item in reader.items():
+                    if not isinstance(item, Chunk) or item.stream != index or len(item.t) == 0:
+                        continue
+                    t, v = item.t, item.values[column]
+                    if t[-1] < start:
+                        before = (float(t[-1]), float(v[-1]))
+                        continue
+                    lo = int(np.searchsorted(t, start, side="left"))
+                    if lo > 0:
+                        before = (float(t[lo - 1]), float(v[lo - 1]))
+                    hi = int(np.searchsorted(t, end, side="right"))
+                    times.append(t[lo:hi + 1].copy())
+                    values.append(v[lo:hi + 1].copy())
+                    if hi < len(t):  # the first sample after the window is in: done with this file
+                        break
         except (TraceError, OSError):
             continue
-        if data is None or len(data.t) == 0 or channel not in data.values:
-            continue
-        lo = max(0, int(np.searchsorted(data.t, start, side="left")) - 1)
-        hi = int(np.searchsorted(data.t, end, side="right")) + 1
-        if hi > lo:
-            times.append(data.t[lo:hi])
-            values.append(data.values[channel][lo:hi])
+    if before is not None:
+        times.insert(0, np.array([before[0]]))
+        values.insert(0, np.array([before[1]]))
     if not times:
         return np.empty(0), np.empty(0)
     t, v = np.concatenate(times), np.concatenate(values)
     order = np.argsort(t, kind="stable")
     return t[order], v[order]
+
+
+def merged(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two (t, values) series as one, in time order, each time once (the ring and the trace overlap)."""
+    t = np.concatenate([a[0], b[0]])
+    v = np.concatenate([a[1], b[1]])
+    t, first = np.unique(t, return_index=True)
+    return t, v[first]
 
 
 @dataclass
@@ -457,9 +506,9 @@ class SamplingDaemon:
         """Energy figures of [start, end]: from the ring, or from the recorded trace when older than the ring."""
         index = self.sensor_index(sensor)
         channels = self.channels[index]
-        channel = channel or next((c for c in channels if c.endswith("power_w")), None)
-        if channel not in channels:
-            raise KeyError(f"sensor has no channel {channel!r} (channels: {', '.join(channels)})")
+        info = self.sensors[index].info
+        plan = energy_plan(channels, info.counters, channel, info.interval_averages)  # the rail's counter where it has one
+        channel = plan.channel
         if not end > start:
             raise ValueError(f"window end ({end}) must be after its start ({start})")
         ring = self.rings[index]
@@ -468,19 +517,23 @@ class SamplingDaemon:
         error = None
         source = "ring"
         older = ring.wrapped and span is not None and start < span[0] - RING_SLACK_S
+        t, values = ring.window(start, end)
+        columns = {c: values[:, channels.index(c)] for c in plan.channels}
         if older and self.recorder is not None:
             self.recorder.flush()  # the newest samples reach the file before it is read
-            t, p = recorded_rows(self.recorder.paths, name, channel, start, end)
+            # the trace for the part before the ring; the ring too, for what a failed recorder missed
+            rows = {c: merged(recorded_rows(self.recorder.files(), name, c, start, end), (t, v)) for c, v in columns.items()}
+            t = rows[plan.channels[0]][0]
+            columns = {c: v for c, (_, v) in rows.items()}
             source = "trace"
         else:
-            t, values = ring.window(start, end)
-            p = values[:, channels.index(channel)]
             if older:
                 held = span[1] - span[0]
                 error = (f"the ring holds only {held:.3g} s ([{span[0]:.3f}, {span[1]:.3f}]) and the daemon is not recording: "
                          f"the window starts {span[0] - start:.1f} s before it (raise ring_seconds or record a trace)")
-        nominal = max(self.sensors[index].info.update_interval_s, self.interval_s)  # samples arrive at the slower of the two
-        result = energy_window(t, p, start, end, baseline_w, nominal).to_dict()
+        p = columns[plan.power_channel or plan.counter_channel]
+        nominal = nominal_sample_interval(info.update_interval_s, self.interval_s)
+        result = plan_windows(plan, t, columns, [start], [end], baseline_w, nominal)[0].to_dict()
         inside = (t >= start) & (t <= end)
         invalid = int(np.count_nonzero(~np.isfinite(p[inside])))
         result["invalid_samples"] = invalid

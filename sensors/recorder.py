@@ -47,36 +47,27 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def writer_paths(writer: Any) -> list[Path]:
-    """Files a writer has written, oldest first (a rotating writer lists several)."""
-    paths = getattr(writer, "paths", None)
-    if paths is not None:
-        return [Path(p) for p in paths]
+def _inner(writer: Any) -> Any:
+    """The per-file writer inside a rotating writer (the writer itself otherwise)."""
+    return getattr(writer, "_writer", None) or writer
+
+
+def writer_path(writer: Any) -> Path | None:
+    """The file a writer is writing now."""
     path = getattr(writer, "path", None)
-    return [Path(path)] if path is not None else []
+    return Path(path) if path is not None else None
 
 
 def writer_bytes(writer: Any) -> int:
-    """Bytes a writer has handed to its current file (its own count when it keeps one)."""
-    count = getattr(writer, "bytes_written", None)
-    if count is not None:
-        return int(count)
+    """Bytes a writer has handed to its current file."""
+    for candidate in (writer, _inner(writer)):
+        count = getattr(candidate, "bytes_written", None)
+        if count is not None:
+            return int(count)
     handle = getattr(writer, "_file", None)
     try:
         return int(handle.tell()) if handle is not None and not handle.closed else 0
     except (OSError, ValueError):
-        return 0
-
-
-def pending_samples(writer: Any) -> int:
-    """Samples a writer holds in memory, not yet written (lost with it when it fails)."""
-    inner = getattr(writer, "writer", None)  # a rotating writer wraps the current file's writer
-    buffers = getattr(writer, "_buffers", None)
-    if buffers is None and inner is not None:
-        buffers = getattr(inner, "_buffers", None)
-    try:
-        return sum(len(b) for b in buffers) if buffers is not None else 0
-    except TypeError:
         return 0
 
 
@@ -97,8 +88,10 @@ class Recorder:
         self._lock = threading.RLock()  # on_failure runs with it held
         self.attempt = 0
         self.writer: TraceSink | None = open_writer(0)  # a first open that fails is a configuration error: raised
-        self.paths: list[Path] = writer_paths(self.writer)
-        self.bytes_before = 0  # bytes in files of earlier writers
+        self.paths: list[Path] = []  # every file this recorder has written, oldest first (some may be deleted by retention)
+        self._refresh_paths()
+        self.samples_before = 0  # samples written by earlier writers (before a failure)
+        self._accepted = 0  # samples handed to the current writer
         self.error: str | None = None
         self.failures = 0
         self.failed_at: float | None = None
@@ -117,31 +110,46 @@ class Recorder:
         return self.writer is None
 
     def _refresh_paths(self) -> None:
-        for path in writer_paths(self.writer):
-            if path not in self.paths:
-                self.paths.append(path)
+        """Lock held (or not yet shared): note the writer's current file if it is new (a rotation)."""
+        path = writer_path(self.writer)
+        if path is not None and (not self.paths or self.paths[-1] != path):
+            self.paths.append(path)
 
-    def status(self) -> dict:
-        """``state`` ok / failed, the error, bytes written, the current file and the losses."""
+    def files(self) -> list[Path]:
+        """This recording's files still on disk, oldest first."""
         with self._lock:
             if self.writer is not None:
                 self._refresh_paths()
-            current = writer_paths(self.writer)[-1:] if self.writer is not None else []
+            return [p for p in self.paths if p.exists()]
+
+    def status(self) -> dict:
+        """``state`` ok / failed / closed, the error, the current file and bytes written, the files and losses."""
+        files = self.files()
+        with self._lock:
+            current = writer_path(self.writer) if self.writer is not None else None
+            on_disk = 0
+            for path in files:
+                try:
+                    on_disk += path.stat().st_size
+                except OSError:
+                    pass
             return {
                 "state": "closed" if self.closed else ("failed" if self.writer is None else "ok"),
                 "error": self.error,
                 "failures": self.failures,
-                "bytes_written": self.bytes_before + (writer_bytes(self.writer) if self.writer is not None else 0),
-                "current_file": str(current[0]) if current else None,
-                "files": [str(p) for p in self.paths],
+                "current_file": str(current) if current is not None else None,
+                "current_file_bytes": writer_bytes(self.writer) if self.writer is not None else None,
+                "samples_written": self.samples_before + (int(getattr(self.writer, "samples_written", 0)) if self.writer is not None else 0),
+                "files": [str(p) for p in files],
+                "bytes_on_disk": on_disk,
                 "samples_lost": self.samples_lost,
                 "events_lost": self.events_lost,
             }
 
     # -- guarded writes --------------------------------------------------------------
 
-    def _fail(self, error: BaseException, t: float, at_least: int = 0) -> None:
-        """Lock held: keep the error, drop the writer (its buffered samples, at least ``at_least``, are lost), tell the daemon."""
+    def _fail(self, error: BaseException, t: float) -> None:
+        """Lock held: keep the error, drop the writer (samples it took but did not write are lost), tell the daemon."""
         self.error = describe(error)
         self.failures += 1
         self.failed_at = self.clock()
@@ -150,8 +158,9 @@ class Recorder:
         self._lost_in_stretch = 0
         writer, self.writer = self.writer, None
         if writer is not None:
-            self._lose(samples=max(at_least, pending_samples(writer)))
-            self.bytes_before += writer_bytes(writer)
+            written = int(getattr(writer, "samples_written", 0))
+            self._lose(samples=max(0, self._accepted - written))
+            self.samples_before += written
             try:
                 writer.close()
             except Exception:  # noqa: BLE001 - the file is already broken; close() still releases the descriptor
@@ -168,13 +177,20 @@ class Recorder:
             return None
         self._last_try = now
         self.attempt += 1
+        writer = None
         try:
             writer = self._open(self.attempt)
             writer.event(now, "note", "trace_resumed", lost_from=self._lost_since, lost_samples=self._lost_in_stretch, error=self.error)
         except Exception as error:  # noqa: BLE001 - still failing: stay failed, try later
             self.error = describe(error)
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception:  # noqa: BLE001 - still broken; close() releases the descriptor
+                    pass
             return None
         self.writer = writer
+        self._accepted = 0
         self._refresh_paths()
         return writer
 
@@ -190,10 +206,11 @@ class Recorder:
             if writer is None:
                 self._lose(samples=1)
                 return
+            self._accepted += 1  # handed to this writer: written, or counted lost when it fails
             try:
                 writer.append(stream, t, values)
             except Exception as error:  # noqa: BLE001 - a write error must never stop sampling
-                self._fail(error, t, at_least=1)  # this sample is in the writer's buffer, or was never taken
+                self._fail(error, t)
 
     def event(self, t: float, kind: str, label: str = "", **extra: Any) -> None:
         """Write one event, or count it lost."""
@@ -224,6 +241,7 @@ class Recorder:
             writer = self._writer_or_retry()
             if writer is None:
                 return
+            self._refresh_paths()  # an append may have rotated to a new file
             last = getattr(writer, "_last_flush", None)
             interval = getattr(writer, "flush_interval_s", 0.0)
             if last is not None and time.monotonic() - last < interval:
@@ -232,6 +250,8 @@ class Recorder:
                 writer.flush()
             except Exception as error:  # noqa: BLE001
                 self._fail(error, self.clock())
+                return
+            self._refresh_paths()  # a flush may have rotated to a new file
 
     def flush(self) -> None:
         """Hand buffered samples to the OS now (before reading the trace back)."""
@@ -251,15 +271,9 @@ class Recorder:
                 return
             self._refresh_paths()
             writer, self.writer = self.writer, None
-            written = writer_bytes(writer)
             try:
                 writer.close()
-                current = writer_paths(writer)
-                if getattr(writer, "bytes_written", None) is not None:
-                    written = int(writer.bytes_written)  # type: ignore[attr-defined]
-                elif current:
-                    written = current[-1].stat().st_size
             except Exception as error:  # noqa: BLE001
                 self.error = describe(error)
                 self.failures += 1
-            self.bytes_before += written
+            self.samples_before += int(getattr(writer, "samples_written", 0))

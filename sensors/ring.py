@@ -23,8 +23,13 @@ class RingBuffer:
 
     def __init__(self, capacity: int, channels: int) -> None:
         self.capacity = max(1, capacity)
-        self.t = np.zeros(self.capacity)
-        self.values = np.zeros((self.capacity, channels))
+        # Allocated and written up front (np.zeros alone maps pages lazily): the daemon's
+        # memory is its steady-state size from the start, and the sampling thread takes
+        # no page faults while the ring fills.
+        self.t = np.empty(self.capacity)
+        self.t.fill(0.0)
+        self.values = np.empty((self.capacity, channels))
+        self.values.fill(0.0)
         self.count = 0  # total rows ever appended
         self._lock = threading.Lock()
 

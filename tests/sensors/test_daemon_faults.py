@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from sensors.base import Sample, Sensor, SensorInfo
-from sensors.daemon import SamplingDaemon, request
+from sensors.daemon import SamplingDaemon, request, rotating_writer
 from sensors.registry import create_sensor
 from sensors.trace.format import TraceWriter, read_trace
 
@@ -109,7 +109,7 @@ def test_full_disk_keeps_sampling_reports_the_writer_and_resumes(tiny_disk):
     files = [Path(p) for p in status["recording"]["files"]]
     assert files[0] == path and len(files) == 2 and files[1].name.startswith("d.part")
     assert sorted(p.name for p in mount.iterdir()) == sorted(p.name for p in files)  # no stubs of failed reopenings
-    assert status["recording"]["bytes_written"] > 48 * 1024 * 0.8
+    assert status["recording"]["bytes_on_disk"] > 48 * 1024 * 0.8 and status["recording"]["current_file_bytes"] > 0
     resumed = read_trace(files[1])
     assert resumed.closed_cleanly
     note = resumed.events[0]
@@ -251,8 +251,10 @@ def test_a_window_older_than_the_ring_says_the_ring_is_short():
         assert "the ring holds only 0.5 s" in straddling["error"]
 
 
-def test_a_window_older_than_the_ring_is_read_from_the_trace(tmp_path: Path):
-    with SamplingDaemon([SteadySensor()], 1000.0, ring_seconds=0.5, port=0, record_path=tmp_path / "r.ettrace", realtime_priority=RT) as daemon:
+@pytest.mark.parametrize("rotated", [False, True], ids=["one-file", "rotated-set"])
+def test_a_window_older_than_the_ring_is_read_from_the_trace(tmp_path: Path, rotated: bool):
+    where = {"open_writer": rotating_writer(tmp_path, "r", max_bytes=8192)} if rotated else {"record_path": tmp_path / "r.ettrace"}
+    with SamplingDaemon([SteadySensor()], 1000.0, ring_seconds=0.5, port=0, realtime_priority=RT, **where) as daemon:
         address = ("127.0.0.1", daemon.port)
         started = daemon.started_at
         time.sleep(1.5)
@@ -261,6 +263,8 @@ def test_a_window_older_than_the_ring_is_read_from_the_trace(tmp_path: Path):
     assert old["source"] == "trace" and "error" not in old
     assert old["coverage"] > 0.95 and old["energy_j"] == pytest.approx(3.0 * 0.3, rel=0.02)
     assert recent["source"] == "ring"
+    if rotated:  # the window spans several files of the set (8 kB each: ~0.2 s at 1 kHz)
+        assert len(daemon.recorder.paths) > 5
 
 
 # -- overflows ---------------------------------------------------------------------------------
