@@ -97,6 +97,11 @@ FAST_READ_PLAN = ReadPlan(2, 1, "bus voltage with CNVR, then power")
 
 def bus_timing(bus: object, bus_clock_hz: float | None = None) -> I2CTiming | None:
     """The bus's timing: an emulated bus states its own; a real one runs at ``bus_clock_hz`` (100 kHz default)."""
+    if bus_clock_hz is not None:
+        try:
+            bus_clock_hz = float(bus_clock_hz)
+        except (TypeError, ValueError):
+            raise SensorConfigError(f"bus_clock_hz must be a number of Hz, got {bus_clock_hz!r}") from None
     if hasattr(bus, "timing"):
         timing = getattr(bus, "timing")
         if bus_clock_hz is not None and (timing is None or timing.bus_clock_hz != bus_clock_hz):
@@ -104,7 +109,7 @@ def bus_timing(bus: object, bus_clock_hz: float | None = None) -> I2CTiming | No
             raise SensorConfigError(f"the emulated bus runs {stated}, not at bus_clock_hz={bus_clock_hz:g}")
         return timing
     try:
-        return I2CTiming(STANDARD_MODE_HZ if bus_clock_hz is None else float(bus_clock_hz))
+        return I2CTiming(STANDARD_MODE_HZ if bus_clock_hz is None else bus_clock_hz)
     except ValueError as error:
         raise SensorConfigError(str(error)) from None
 
@@ -119,7 +124,7 @@ class SMBusLike(Protocol):
 
 @dataclass(frozen=True)
 class Reading:
-    """Decoded registers of one read."""
+    """One read: bus voltage and power from the registers, current and shunt voltage derived (NaN when not read)."""
 
     bus_v: float
     shunt_v: float

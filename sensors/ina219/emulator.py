@@ -42,8 +42,9 @@ import errno
 import math
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -72,7 +73,7 @@ from sensors.ina219.i2c_timing import BITS_PER_BYTE, I2CTiming
 
 Waveform = Callable[[float], tuple[float, float]]  # t (s) -> (bus V, current A)
 I2C_M_RD = 0x0001  # read flag of an i2c_msg (linux/i2c.h)
-SLEEP_SLACK_S = 100e-6  # a real-time bus wait sleeps until this long before its deadline, then spins
+SLEEP_SLACK_S = 60e-6  # a real-time bus wait sleeps until this long before its deadline, then spins (timer slack is 50 us)
 
 
 def constant(bus_v: float, current_a: float) -> Waveform:
@@ -126,7 +127,20 @@ class EmulatedINA219:
         self._earlier_runs = 0  # conversions completed before the last configuration write
         self._lock = threading.Lock()
         self._pointer = REG_CONFIG
+        self._at: float | None = None  # the bus's latch time for the access in progress
         self._reset()
+
+    def _now(self) -> float:
+        return self.clock() if self._at is None else self._at
+
+    @contextmanager
+    def at(self, t: float) -> Iterator[None]:
+        """Register accesses inside act as at time ``t`` (the bus's latch moment within a transaction)."""
+        self._at = t
+        try:
+            yield
+        finally:
+            self._at = None
 
     def _reset(self) -> None:
         if hasattr(self, "_regs"):
@@ -144,7 +158,7 @@ class EmulatedINA219:
         self._start_run()
 
     def _start_run(self) -> None:
-        self._start = self.clock()
+        self._start = self._now()
         self._completed = -1  # index of the last conversion whose result is in the registers
         self._last_end = math.nan
 
@@ -152,7 +166,7 @@ class EmulatedINA219:
         config = self.config
         if config.mode & 0b100 == 0 or config.mode & 0b011 == 0:
             return 0
-        return max(0, math.floor((self.clock() - self._start) / config.conversion_period_s))
+        return max(0, math.floor((self._now() - self._start) / config.conversion_period_s))
 
     @property
     def conversions_completed(self) -> int:
@@ -177,7 +191,7 @@ class EmulatedINA219:
         if config.mode & 0b100 == 0 or config.mode & 0b011 == 0:
             return  # power-down, triggered or ADC-off modes: no continuous conversions
         period = config.conversion_period_s
-        latest = math.floor((self.clock() - self._start) / period) - 1
+        latest = math.floor((self._now() - self._start) / period) - 1
         if latest <= self._completed:
             return
         begin = self._start + latest * period
@@ -222,7 +236,7 @@ class EmulatedINA219:
                     self.consumed += 1
                 if self.keep_history:
                     index = self._earlier_runs + self._completed if self._completed >= 0 else -1
-                    self.power_reads.append(PowerRead(self.clock(), index, self._last_end, self._cnvr))
+                    self.power_reads.append(PowerRead(self._now(), index, self._last_end, self._cnvr))
                 self._cnvr = False
             return self._regs[register]
 
@@ -271,7 +285,7 @@ class EmulatedI2CBus:
 
     ``timing`` sets the bus clock and call overhead (default: 100 kHz, a Raspberry Pi's
     default; ``None`` for an instantaneous bus). Each transaction takes that long on
-    ``clock``: with ``advance`` (a simulated clock's ``advance(seconds)``) the bus moves
+    ``clock``, which must be the devices' clock: with ``advance`` (a simulated clock's ``advance(seconds)``) the bus moves
     the clock forward, else it waits in real time. One transaction at a time, as the
     kernel's adapter lock does.
 
@@ -357,8 +371,12 @@ class EmulatedI2CBus:
         """One ioctl under the adapter lock: (address, data bytes, is_read, action) per message.
 
         A read acts (the chip latches) once its address byte is acknowledged; a write
-        once its last data byte is in. The first ``checks`` messages each count as a
-        transaction for fault injection (one per smbus call, one per i2c_msg).
+        once its last data byte is in. The chip evaluates each action at that moment
+        (``EmulatedINA219.at``), and the bus then waits once, until the transaction's
+        end, so a caller sees the result no earlier than on hardware, and the wait can
+        sleep (releasing the GIL, as smbus2's ioctl does) instead of spinning twice.
+        The first ``checks`` messages each count as a transaction for fault injection
+        (one per smbus call, one per i2c_msg).
         """
         with self._bus_lock:
             start = self.clock()
@@ -374,10 +392,13 @@ class EmulatedI2CBus:
                         error = failure
                 if not is_read:
                     t += self._wire_s(nbytes)
-                self._elapse_until(t)
                 if error is None and device is not None:
                     try:
-                        action(device)
+                        if self.timing is None:  # instantaneous: the chip's own clock (it may differ from the bus's)
+                            action(device)
+                        else:
+                            with device.at(t):
+                                action(device)
                     except OSError as failure:
                         error = failure
                 if is_read:
