@@ -326,6 +326,13 @@ bus_clock_hz = 400000
     return result
 
 
+def show_daemon_rss(m: dict) -> None:
+    """Print the daemon-memory figure (both ways of starting it)."""
+    for label in ("python -m sensors", "edgetran"):
+        print(f"daemon memory at {m['rate_hz']:.0f} Hz, default ring, recording ({label} sensor daemon): {m[label]['rss_mb']:.1f} MB resident, "
+              f"peak {m[label]['peak_rss_mb']:.1f} MB (target <= {m['target_mb']:.0f} MB: {'met' if m[label]['peak_rss_mb'] <= m['target_mb'] else 'NOT met'})")
+
+
 def show_read_overhead(r: dict) -> None:
     """Print the per-read overhead figure."""
     print("INA219 read overhead on an instantaneous emulated bus (software only; median of 100-read blocks):")
@@ -411,6 +418,7 @@ FIGURES: dict[str, Figure] = {
     "trace_write": Figure(lambda a: trace_throughput(a.trace_samples), show_trace_write),
     "energy_windows": Figure(lambda a: energy_throughput(a.energy_seconds), show_energy),
     "trace_read_rss": Figure(lambda a: trace_read_rss(a.energy_seconds), show_trace_read_rss),
+    "daemon_rss": Figure(lambda a: daemon_rss(a.rss_seconds), show_daemon_rss),
 }
 
 
@@ -423,6 +431,7 @@ def main() -> None:
     parser.add_argument("--bus-daemon-seconds", type=float, default=3.0, help="real-time daemon seconds per bus clock")
     parser.add_argument("--trace-samples", type=int, default=400000)
     parser.add_argument("--energy-seconds", type=float, default=3600.0, help="length of the 2 kHz series for windows")
+    parser.add_argument("--rss-seconds", type=float, default=10.0, help="how long the daemon runs before its memory is read")
     parser.add_argument("--only", nargs="+", choices=sorted(FIGURES), help="run only these figures")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -199,7 +199,7 @@ def render_worker_unit(board: str, root: str, scheduler: str, user_mode: bool, s
 
 def render_sensor_unit(root: str, user_mode: bool, service_user: str | None) -> str:
     """The sensor daemon unit (sensors/systemd's) pointed at this deploy's venv and config."""
-    command = f"{root}/venv/bin/edgetran sensor daemon --config {root}/etc/sensor-daemon.toml"
+    command = f"{root}/venv/bin/python -m sensors sensor daemon --config {root}/etc/sensor-daemon.toml"  # the sensors room only: less memory
     edits = {"Service.ExecStart": command, "Service.WorkingDirectory": "%S/edgetran", **_mode_edits(user_mode, service_user)}
     return set_unit_keys(_template(*SENSOR_TEMPLATE), edits)
 
@@ -226,6 +226,8 @@ def render_daemon_config(sensors: Sequence[SensorSpec], port: int, token: str | 
     if token:
         lines += ["allow_remote = true", f"token = {_toml_value(token)}"]
     lines += [f"rate_hz = {_toml_value(float(rate_hz))}", 'record = "traces/"  # relative to the unit\'s state directory']
+    lines += ["rotate_mb = 256  # a rotated set: a new file at 256 MiB and at UTC midnight", "rotate_daily = true",
+              "keep_mb = 2048  # the oldest files deleted beyond 2 GiB (an SD card never fills)"]
     for spec in sensors:
         lines += ["", "[[sensors]]", f"kind = {_toml_value(spec.kind)}", f"name = {_toml_value(spec.name)}"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in dict(spec.params).items() if key not in ("kind", "name")]

@@ -243,7 +243,7 @@ def test_deploy_installs_for_real_then_changes_nothing(board: dict, snapshot: Pa
     assert f'ExecStart={root}/venv/bin/dask worker tcp://127.0.0.1:8786 --resources "board-pi-01=1" --nthreads 1 --name pi-01\n' in worker
     assert "User=" not in worker and "WantedBy=default.target" in worker
     daemon = (units / "edgetran-sensor-daemon.service").read_text()
-    assert f"ExecStart={root}/venv/bin/edgetran sensor daemon --config {root}/etc/sensor-daemon.toml\n" in daemon
+    assert f"ExecStart={root}/venv/bin/python -m sensors sensor daemon --config {root}/etc/sensor-daemon.toml\n" in daemon
     assert "AmbientCapabilities" not in daemon and "Group=" not in daemon
     from sensors.cli import load_daemon_config
 
