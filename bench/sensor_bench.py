@@ -175,20 +175,18 @@ def daemon_at_bus_clock(bus_clock_hz: float, rate_hz: float, seconds: float) -> 
         sensor = INA219Sensor(EmulatedI2CBus({0x40: chip}, timing=I2CTiming(bus_clock_hz)), rate_hz=rate_hz, name="emulated-ina219")
     except SensorConfigError as refused:
         return {"refused": str(refused)}
+    start = time.monotonic()
     with SamplingDaemon([sensor], rate_hz, realtime_priority=10) as daemon:
-        consumed0 = chip.consumed
-        fresh0 = daemon.stats.fresh
         time.sleep(seconds)
-        consumed = chip.consumed - consumed0
-        fresh = daemon.stats.fresh - fresh0
-    stats = daemon.stats
+    elapsed = time.monotonic() - start  # start-up and stop included: the sampling thread ran about this long
+    stats = daemon.stats  # counted after the sampling thread stopped, so no read straddles the counts
     return {
         "scheduling": daemon.scheduling,
-        "delivered_hz": fresh / seconds,
+        "delivered_hz": stats.fresh / elapsed,
         "stale_share": stats.stale / max(1, stats.stale + stats.fresh),
         "missed_ticks": stats.missed_ticks,
-        "consumed": consumed,
-        "discarded": max(0, consumed - fresh),  # read between the two snapshots may straddle by one sample
+        "consumed": chip.consumed,
+        "discarded": chip.consumed - stats.fresh,
     }
 
 
@@ -202,8 +200,9 @@ def bus_clock_figures(sim_seconds: float, daemon_seconds: float) -> dict:
         for order in ("gated", "legacy")
     }
     daemon = {
-        f"{clock / 1e3:.0f}kHz_1000Hz": {"bus_clock_hz": clock, "rate_hz": 1000.0, **daemon_at_bus_clock(clock, 1000.0, daemon_seconds)}
+        f"{clock / 1e3:.0f}kHz_{rate:.0f}Hz": {"bus_clock_hz": clock, "rate_hz": rate, **daemon_at_bus_clock(clock, rate, daemon_seconds)}
         for clock in BUS_CLOCKS_HZ
+        for rate in BUS_RATES_HZ
     }
     return {"simulated_seconds": sim_seconds, "simulated": simulated, "daemon_seconds": daemon_seconds, "daemon": daemon}
 
@@ -225,7 +224,7 @@ def show_bus_clocks(b: dict) -> None:
     for row in b["daemon"].values():
         head = f"  daemon in real time, {row['bus_clock_hz'] / 1e3:.0f} kHz bus, {row['rate_hz']:.0f} Hz for {b['daemon_seconds']:g} s"
         if "refused" in row:
-            print(f"{head}: refused: {row['refused']}")
+            print(f"{head}: refused ({row['refused'].rsplit('; ', 1)[-1]})")
             continue
         print(f"{head} ({row['scheduling']}): {row['delivered_hz']:.0f} fresh samples/s, {row['stale_share'] * 100:.1f}% stale polls, "
               f"{row['missed_ticks']} missed ticks, {row['discarded']} of {row['consumed']} consumed conversions discarded")
