@@ -14,7 +14,10 @@ well over half a gigabyte. Here a trace is read one chunk at a time
   over the block's part of the window; each block starts at the previous block's last
   sample, so no interval is integrated twice or skipped. Energies, covered time and gaps
   add up; peaks take the maximum. With ``block_samples`` at least the window's sample
-  count this is exactly ``energy_window`` on the whole arrays.
+  count this is exactly ``energy_window`` on the whole arrays. The channel is integrated
+  by the plan :func:`sensors.energy.energy_plan` makes from the sensor description in the
+  header (its ``counters`` and ``interval_averages``): a rail with an energy counter by
+  counter differences, interval averages over their own interval, else the power.
 
 A *source* is a trace file, or a directory holding a rotated set
 (:mod:`sensors.trace.rotation`): the files of one recording session (one writer, one
@@ -31,7 +34,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sensors.energy import GAP_FACTOR, WindowEnergy, energy_windows
+from sensors.energy import ENERGY_SUFFIX, GAP_FACTOR, POWER_SUFFIX, EnergyPlan, WindowEnergy, energy_plan, nominal_sample_interval, plan_windows
 from sensors.trace.format import Chunk, Event, StreamSpec, TraceError, TraceReader
 from sensors.trace.rotation import list_set
 
@@ -123,7 +126,7 @@ class SourceReader:
 
 def declared_interval(spec: StreamSpec) -> float | None:
     """The larger of the sensor's update interval and the poll interval, if either is declared."""
-    return max(spec.update_interval_s or 0.0, spec.poll_interval_s or 0.0) or None
+    return nominal_sample_interval(spec.update_interval_s, spec.poll_interval_s)
 
 
 def summarize(source: str | Path, session: str | None = None) -> dict:
@@ -186,94 +189,105 @@ def summarize(source: str | Path, session: str | None = None) -> dict:
 
 
 class _WindowAccumulator:
-    """Adds up the figures of consecutive blocks of one window (see the module docstring)."""
+    """Adds up the figures of consecutive blocks of one window (see the module docstring).
 
-    def __init__(self, start: float, end: float, interval_s: float | None, block_samples: int) -> None:
+    Rows are (time, energy channel, power channel): the energy channel is the counter when
+    the plan has one, else the power itself; rows whose energy channel is invalid are dropped.
+    """
+
+    def __init__(self, plan: EnergyPlan, start: float, end: float, interval_s: float | None, wrap_j: float | None, block_samples: int) -> None:
+        self.plan = plan
         self.start, self.end = start, end
         self.interval_s = interval_s
+        self.wrap_j = wrap_j
         self.block_samples = block_samples
-        self.pending_t: list[np.ndarray] = []
-        self.pending_p: list[np.ndarray] = []
-        self.pending = 0
-        self.bridge: tuple[float, float] | None = None  # last sample integrated so far (or last one before the window)
+        self.pending: list[np.ndarray] = []  # blocks of rows, 3 x n
+        self.pending_n = 0
+        self.bridge: np.ndarray | None = None  # last row integrated so far (or the last one before the window)
         self.energy = 0.0
         self.covered = 0.0
         self.gaps = 0
         self.samples = 0
-        self.peak = -math.inf
+        self.peak = math.nan
         self.t_first = math.nan
         self.t_last = math.nan
         self.done = False
 
-    def add(self, t: np.ndarray, p: np.ndarray) -> None:
-        """Take one chunk of (time, power), sorted in time."""
-        keep = np.isfinite(t) & np.isfinite(p)
+    def add(self, t: np.ndarray, energy_values: np.ndarray, power: np.ndarray | None) -> None:
+        """Take one chunk: times, the energy channel's values and the power channel's (None without one)."""
+        rows = np.vstack([t, energy_values, power if power is not None else np.full(len(t), math.nan)])
+        keep = np.isfinite(rows[0]) & np.isfinite(rows[1])
         if not keep.all():
-            t, p = t[keep], p[keep]
+            rows = rows[:, keep]
+        t = rows[0]
         if len(t) == 0 or self.done:
             return
         if math.isnan(self.t_first):
             self.t_first = float(t[0])
         self.t_last = float(t[-1])
-        if t[-1] < self.start:  # wholly before the window: only its last sample matters
-            self.bridge = (float(t[-1]), float(p[-1]))
+        if t[-1] < self.start:  # wholly before the window: only its last row matters
+            self.bridge = rows[:, -1].copy()
             return
         lo = int(np.searchsorted(t, self.start, side="left"))
-        if lo > 0 and self.pending == 0 and (self.bridge is None or self.bridge[0] < self.start):
-            self.bridge = (float(t[lo - 1]), float(p[lo - 1]))
+        if lo > 0 and self.pending_n == 0 and (self.bridge is None or self.bridge[0] < self.start):
+            self.bridge = rows[:, lo - 1].copy()
         hi = int(np.searchsorted(t, self.end, side="right"))
-        stop = min(hi + 1, len(t))  # one sample past the end, for the edge
+        stop = min(hi + 1, len(t))  # one row past the end, for the edge
         if stop > lo:
-            self.pending_t.append(t[lo:stop])
-            self.pending_p.append(p[lo:stop])
-            self.pending += stop - lo
+            self.pending.append(rows[:, lo:stop])
+            self.pending_n += stop - lo
         self.samples += hi - lo
         if hi < len(t):
             self.done = True
-        if self.pending >= self.block_samples or self.done:
+        if self.pending_n >= self.block_samples or self.done:
             self._integrate()
 
     def _integrate(self) -> None:
-        if not self.pending:
+        if not self.pending_n:
             return
-        t = np.concatenate(self.pending_t)
-        p = np.concatenate(self.pending_p)
-        self.pending_t, self.pending_p, self.pending = [], [], 0
-        if self.bridge is not None:
-            t = np.concatenate([[self.bridge[0]], t])
-            p = np.concatenate([[self.bridge[1]], p])
-        self.bridge = (float(t[-1]), float(p[-1]))
+        parts = ([self.bridge[:, None]] if self.bridge is not None else []) + self.pending
+        rows = np.concatenate(parts, axis=1)
+        self.pending, self.pending_n = [], 0
+        self.bridge = rows[:, -1].copy()
+        t = rows[0]
         if self.interval_s is None and len(t) > 1:
             self.interval_s = float(np.median(np.diff(t)))
         a, b = max(self.start, float(t[0])), min(self.end, float(t[-1]))
         if len(t) < 2 or b <= a:
             return
-        result = energy_windows(t, p, [a], [b], 0.0, self.interval_s)[0]
+        columns = {self.plan.counter_channel or self.plan.power_channel: rows[1]}
+        if self.plan.counter_channel and self.plan.power_channel:
+            columns[self.plan.power_channel] = rows[2]
+        result = plan_windows(self.plan, t, columns, [a], [b], 0.0, self.interval_s, self.wrap_j)[0]
         self.energy += result.energy_j
         self.covered += result.coverage * (b - a)
         self.gaps += result.gaps
-        self.peak = max(self.peak, result.peak_power_w)
+        self.peak = float(np.fmax(self.peak, result.peak_power_w))
 
     def result(self, baseline_w: float) -> WindowEnergy:
-        """The window's figures (the same fields and warnings as ``energy_window``)."""
+        """The window's figures (the same fields, warnings and error as ``energy_window``)."""
         self._integrate()
         a, b = self.start, self.end
+        have = not math.isnan(self.t_first)
+        samples = f"[{self.t_first:.6f}, {self.t_last:.6f}]" if have else "[none]"
         warnings = []
-        if math.isnan(self.t_first) or a < self.t_first or b > self.t_last:
-            first = f"{self.t_first:.6f}" if not math.isnan(self.t_first) else "none"
-            last = f"{self.t_last:.6f}" if not math.isnan(self.t_last) else "none"
-            warnings.append(f"window [{a:.6f}, {b:.6f}] extends past the samples [{first}, {last}]")
+        error = None
+        if not have or a < self.t_first or b > self.t_last:
+            warnings.append(f"window [{a:.6f}, {b:.6f}] extends past the samples {samples}")
         if self.gaps:
             warnings.append(f"{self.gaps} gap(s) longer than {GAP_FACTOR:g} x {(self.interval_s or math.nan) * 1e3:.3g} ms inside the window")
-        span = min(b, self.t_last) - max(a, self.t_first) if not math.isnan(self.t_first) else 0.0
-        if span > 0 and math.isfinite(self.peak):
+        span = min(b, self.t_last) - max(a, self.t_first) if have else 0.0
+        if span > 0:
             energy = self.energy - baseline_w * span
             peak, mean = self.peak, self.energy / span - baseline_w
         else:
+            span = 0.0
             energy = peak = mean = math.nan
+            error = f"no samples cover the window [{a:.6f}, {b:.6f}] (samples span {samples})"
             warnings.append("no samples inside the window")
         coverage = min(1.0, self.covered / (b - a)) if span > 0 else 0.0
-        return WindowEnergy(a, b, energy, peak, mean, coverage, self.samples, self.gaps, baseline_w, tuple(warnings))
+        return WindowEnergy(a, b, energy, peak, mean, coverage, self.samples, self.gaps, baseline_w, tuple(warnings),
+                            self.plan.method, span, error)
 
 
 @dataclass(frozen=True)
@@ -287,19 +301,16 @@ class WindowFigures:
     problems: tuple[str, ...]
 
 
-def power_channel(spec: StreamSpec, channel: str | None) -> str:
-    """The channel to integrate: the one asked for (it must be a power channel) or the first ``*power_w``."""
-    if channel is None:
-        for name in spec.channels:
-            if name.endswith("power_w"):
-                return name
-        raise TraceError(f"stream {spec.name!r} has no power channel (channels: {', '.join(spec.channels)})")
-    if channel not in spec.channels:
-        raise TraceError(f"stream {spec.name!r} has no channel {channel!r} (channels: {', '.join(spec.channels)})")
-    if not channel.endswith("power_w"):
-        power = [c for c in spec.channels if c.endswith("power_w")]
-        raise TraceError(f"channel {channel!r} is not a power channel (energy integrates watts; power channels: {', '.join(power) or 'none'})")
-    return channel
+def stream_plan(spec: StreamSpec, channel: str | None) -> EnergyPlan:
+    """How a stream's channel is integrated (:func:`sensors.energy.energy_plan` on the sensor the header describes)."""
+    try:
+        return energy_plan(spec.channels, tuple(spec.sensor.get("counters") or ()), channel, tuple(spec.sensor.get("interval_averages") or ()))
+    except KeyError as error:
+        message = str(error.args[0]) if error.args else str(error)
+        if channel is not None and channel in spec.channels and not channel.endswith((POWER_SUFFIX, ENERGY_SUFFIX)):
+            power = [c for c in spec.channels if c.endswith(POWER_SUFFIX)]
+            message = f"channel {channel!r} is not a power channel (energy integrates watts; power channels: {', '.join(power) or 'none'})"
+        raise TraceError(f"stream {spec.name!r}: {message}") from None
 
 
 def window_energy(
@@ -322,7 +333,10 @@ def window_energy(
     reader = SourceReader(source_files(source, session))
     index = reader.stream_index(stream)
     spec = reader.specs[index]
-    column = spec.channels.index(power_channel(spec, channel))
+    plan = stream_plan(spec, channel)
+    energy_column = spec.channels.index(plan.counter_channel or plan.power_channel)
+    power_column = spec.channels.index(plan.power_channel) if plan.power_channel and plan.counter_channel else None
+    wrap = spec.sensor.get("counter_wrap_j")
     accumulator: _WindowAccumulator | None = None
     t0 = math.nan
     for item in reader.items():
@@ -330,10 +344,10 @@ def window_energy(
             continue
         if accumulator is None:
             t0 = 0.0 if absolute else float(item.t[0])
-            accumulator = _WindowAccumulator(start + t0, end + t0, declared_interval(spec), block_samples)
-        accumulator.add(item.t, item.values[column])
+            accumulator = _WindowAccumulator(plan, start + t0, end + t0, declared_interval(spec), wrap, block_samples)
+        accumulator.add(item.t, item.values[energy_column], item.values[power_column] if power_column is not None else None)
         if accumulator.done:  # the window is complete: the rest of the file is not read
             break
     if accumulator is None:
         raise TraceError(f"stream {spec.name!r} has no samples")
-    return WindowFigures(spec.name, spec.channels[column], t0, accumulator.result(baseline_w), tuple(reader.problems))
+    return WindowFigures(spec.name, plan.channel, t0, accumulator.result(baseline_w), tuple(reader.problems))

@@ -132,3 +132,44 @@ def test_cli_info_lists_a_rotated_directory_and_export_prints_json(cli, tmp_path
     code, out, err = cli("trace", "export", str(writer.files()[0].path), "--csv", str(tmp_path / "x.csv"), "--json")
     assert code == 0, err
     assert json.loads(out)["samples_csv"] == str(tmp_path / "x.csv") and json.loads(out)["samples"] > 0
+
+
+def test_a_counter_channel_and_interval_averages_stream_as_they_integrate_in_memory(tmp_path: Path):
+    from sensors.energy import energy_plan, plan_windows
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    t = np.arange(n) * 0.001 + rng.uniform(0, 2e-4, n)
+    power = 10 + 5 * np.sin(t * 3)
+    counter = np.concatenate([[0.0], np.cumsum(np.diff(t) * power[1:])])
+    sensor = {"kind": "rapl", "update_interval_s": 0.001, "counters": ["package.energy_j"], "interval_averages": ["package.power_w"]}
+    spec = StreamSpec("rapl", ("package.power_w", "package.energy_j"), sensor)
+    path = tmp_path / "rapl.ettrace"
+    with TraceWriter(path, [spec], chunk_samples=128) as writer:
+        writer.append_block("rapl", t, np.column_stack([power, counter]))
+    for channel in ("package.power_w", "package.energy_j"):
+        plan = energy_plan(spec.channels, sensor["counters"], channel, sensor["interval_averages"])
+        expected = plan_windows(plan, t, {"package.power_w": power, "package.energy_j": counter}, [t[0] + 0.7], [t[0] + 4.2], 1.0, 0.001)[0]
+        got = window_energy(path, 0.7, 4.2, baseline_w=1.0, channel=channel, block_samples=500).result
+        assert got.energy_method == expected.energy_method == "counter"
+        assert got.energy_j == pytest.approx(expected.energy_j, rel=1e-9)
+        assert got.peak_power_w == pytest.approx(expected.peak_power_w)
+        assert got.integrated_s == pytest.approx(expected.integrated_s) and got.coverage == pytest.approx(expected.coverage)
+
+
+def test_interval_average_power_without_a_counter_streams_as_in_memory(tmp_path: Path):
+    from sensors.energy import energy_plan, plan_windows
+
+    t = np.arange(3000) * 0.1
+    power = 5 + (np.arange(3000) % 7)
+    sensor = {"kind": "powermetrics", "update_interval_s": 0.1, "interval_averages": ["cpu.power_w"]}
+    spec = StreamSpec("pm", ("cpu.power_w",), sensor)
+    path = tmp_path / "pm.ettrace"
+    with TraceWriter(path, [spec], chunk_samples=64) as writer:
+        writer.append_block("pm", t, power[:, None])
+    plan = energy_plan(spec.channels, (), None, sensor["interval_averages"])
+    expected = plan_windows(plan, t, {"cpu.power_w": power}, [12.34], [256.78], 0.0, 0.1)[0]
+    got = window_energy(path, 12.34, 256.78, block_samples=300).result
+    assert got.energy_method == "power_integral" and plan.interval_average
+    assert got.energy_j == pytest.approx(expected.energy_j, rel=1e-9)
+    assert got.peak_power_w == expected.peak_power_w and got.samples == expected.samples
