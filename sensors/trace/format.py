@@ -14,8 +14,9 @@ The framing (sync word, type, length, sequence number, payload CRC, header CRC) 
   ``window_end``, ``marker``, ``gap_begin``, ``gap_end``, ``note``.
 * **meta** (JSON, type 4): later header updates (e.g. a clock offset measured after the start).
 * **specs** (JSON, type 6, version 2): the whole current header again (meta applied),
-  written every ``spec_every_chunks`` sample chunks (256) or ``spec_every_s`` (60 s),
-  whichever comes first, so a trace whose header is damaged is still readable: the
+  written after the first sample chunk and then every ``spec_every_chunks`` chunks (256)
+  or ``spec_every_s`` (60 s), whichever comes first, so a trace whose header is damaged
+  is still readable (a short one too): the
   reader takes the first specs record and reads every sample, those before it too.
 * **close** (JSON, type 5): totals written by a clean close (per stream in version 2);
   a trace without it was cut short.
@@ -248,7 +249,7 @@ class TraceWriter:
         self._last_flush = time.monotonic()
         self._last_fsync = self._last_flush
         self._last_spec = self._last_flush
-        self._chunks_since_spec = 0
+        self._chunks_since_spec = self.spec_every_chunks - 1  # the first copy right after the first chunk: short traces have one too
         self._seq = 0
         self.samples_written = 0
         self.events_written = 0

@@ -102,8 +102,8 @@ def test_corrupted_chunk_is_detected_reported_and_skipped(tmp_path: Path):
         for i in range(1000):
             writer.append("ina", i * 0.001, [float(i), 5.0])
     data = bytearray(path.read_bytes())
-    chunks = [i for i in range(len(data)) if data[i : i + 4] == SYNC]
-    victim = chunks[3]  # header is chunk 0; samples 200..299 live in chunk 3
+    chunks = [i for i in range(len(data)) if data[i : i + 4] == SYNC and data[i + 4] == 2]  # samples records
+    victim = chunks[2]  # samples 200..299
     data[victim + 40] ^= 0xFF
     path.write_bytes(bytes(data))
     trace = read_trace(path)
