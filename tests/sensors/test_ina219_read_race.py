@@ -178,3 +178,15 @@ def test_a_real_bus_without_a_stated_clock_is_planned_at_100khz():
     with pytest.raises(SensorConfigError, match="100 kHz"):
         INA219Sensor(PlainBus(), rate_hz=2000)
     assert INA219Sensor(PlainBus(), rate_hz=2000, bus_clock_hz=400e3).info.details["bus_clock_hz"] == 400e3
+
+
+def test_the_daemon_in_real_time_discards_no_conversion():
+    from sensors.daemon import SamplingDaemon
+
+    chip = EmulatedINA219(square_power(1, 6, 0.01))
+    sensor = INA219Sensor(EmulatedI2CBus({0x40: chip}, timing=I2CTiming(FAST_MODE_HZ)), rate_hz=1000.0)
+    with SamplingDaemon([sensor], 1000.0, realtime_priority=10) as daemon:
+        time.sleep(0.5)
+    # counted after the sampling thread stopped: every consumed conversion became a stored sample, however loaded the machine
+    assert daemon.stats.fresh > 100
+    assert chip.consumed == daemon.stats.fresh
