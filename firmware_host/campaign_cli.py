@@ -32,11 +32,11 @@ def _store_path(store: Optional[Path]) -> Path:
     return path
 
 
-def _scheduler(option: Optional[str], rig: Any) -> Any:
+def _scheduler(option: Optional[str], rig: Any, insecure: bool = False) -> Any:
     from firmware_host.dispatch import make_dispatch
 
     with input_errors():
-        return make_dispatch(option if option is not None else rig.scheduler)
+        return make_dispatch(option if option is not None else rig.scheduler, rig_source=rig.source, insecure=insecure)
 
 
 @campaign_app.command("run")
@@ -45,7 +45,8 @@ def run_campaign_command(
     name: str = typer.Option(..., "--name", help="Campaign name: the same name and configuration resumes it."),
     rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."),
     boards: Optional[List[str]] = typer.Option(None, "--board", help="Board to measure on (repeatable; default: every board)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler tcp://HOST:PORT (default: the rig's; 'in-process')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler tls://HOST:PORT (default: the rig's; 'in-process')."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a plain tcp:// scheduler on a non-loopback address (anyone reaching it runs code on the workers)."),
     repeats: int = typer.Option(3, "--repeats", help="Repetitions per measurement (geometric means).", min=1),
     runs: int = typer.Option(20, "--runs", help="Timed runs per repetition.", min=1),
     warmup: int = typer.Option(3, "--warmup", help="Warm-up runs.", min=0),
@@ -66,7 +67,7 @@ def run_campaign_command(
             inventory.board(board)
         items = plan(files, chosen)
     options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, seed=seed)
-    dispatch = _scheduler(scheduler, inventory)
+    dispatch = _scheduler(scheduler, inventory, insecure)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # systemd stop: finish the current item, keep the rest pending
     console = Console(stderr=True)

@@ -29,10 +29,17 @@ runner (a child of this process, stamping ``time.monotonic_ns``) against a daemo
 samples in this process on ``time.monotonic`` is offset by exactly 0 (no uncertainty).
 A dask worker is not assumed to share the host's clock, even on this machine: its offset
 is estimated (over one warm connection, a few microseconds on loopback).
+
+**Who may send work.** A dask worker unpickles and runs any task that reaches it. A
+``tls://`` scheduler is reached with the rig's client certificate
+(:mod:`firmware_host.deploy.tls`, made by ``rig deploy``); plain ``tcp://`` (or ``ws://``)
+is accepted for a loopback scheduler, and for any other address only with ``insecure``
+(the CLI's ``--insecure``): :func:`check_scheduler_address` refuses it otherwise, with one line.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import time
@@ -45,6 +52,14 @@ RESOURCE_PREFIX = "board-"  # dask resource tag of a board: board-<name>
 DISCONNECT_GRACE_S = 10.0  # no worker offers the board for this long -> disconnected
 TASK_TIMEOUT_S = 600.0  # one protocol run (warm-up, idle, timed block) at most
 POLL_S = 0.2  # how often the host checks a pending task
+
+
+PLAIN_SCHEMES = ("tcp", "ws")  # unencrypted, unauthenticated transports
+SCHEMES = ("tcp", "tls", "inproc", "ws", "wss")
+
+
+class InsecureScheduler(ValueError):
+    """A plain-TCP scheduler address off loopback, without an explicit --insecure."""
 
 
 class BoardUnavailable(RuntimeError):
@@ -110,6 +125,7 @@ class DaskDispatch:
         task_timeout_s: float = TASK_TIMEOUT_S,
         connect_timeout_s: float = 10.0,
         cache_root: Optional[str] = None,
+        security: Any = None,
     ) -> None:
         from distributed import Client
 
@@ -118,7 +134,7 @@ class DaskDispatch:
         self.task_timeout_s = task_timeout_s
         self.cache_root = cache_root
         try:
-            self.client = Client(scheduler, timeout=connect_timeout_s, set_as_default=False)
+            self.client = Client(scheduler, timeout=connect_timeout_s, set_as_default=False, security=security)
         except (OSError, TimeoutError) as error:
             raise BoardUnavailable(f"dask scheduler {scheduler}: cannot connect ({' '.join(str(error).split()) or type(error).__name__})") from None
 
@@ -204,10 +220,45 @@ def clock_offset_for(dispatch: Any, board: Any, link: Any) -> Any:
     return dispatch.clock_offset(board, link.address, link.token)
 
 
-def make_dispatch(scheduler: str | None, **kwargs: Any) -> InProcessDispatch | DaskDispatch:
-    """The dispatcher for a scheduler address ("in-process"/None: this process's children)."""
+def split_scheduler(address: str) -> tuple[str, str, int | None]:
+    """``scheme://host:port`` -> (scheme, host, port or None); ValueError naming the address otherwise."""
+    scheme, sep, rest = address.partition("://")
+    if not sep or scheme not in SCHEMES or not rest:
+        raise ValueError(f"--scheduler {address!r}: expected tcp://HOST:PORT or tls://HOST:PORT (or 'in-process')")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not port.isdigit():
+        host, port = rest, ""
+    return scheme, host.strip("[]"), int(port) if port else None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address is this machine's loopback only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_scheduler_address(address: str, insecure: bool = False) -> tuple[str, str, int | None]:
+    """Split a scheduler address; InsecureScheduler for plain TCP off loopback unless ``insecure``."""
+    scheme, host, port = split_scheduler(address)
+    if scheme in PLAIN_SCHEMES and not is_loopback_host(host) and not insecure:
+        raise InsecureScheduler(
+            f"--scheduler {address}: plain {scheme}:// to a non-loopback host lets anyone who reaches it run code on the boards' "
+            f"workers; use tls://{host}{f':{port}' if port else ''} (rig deploy makes the rig's certificates) or pass --insecure"
+        )
+    return scheme, host, port
+
+
+def make_dispatch(scheduler: str | None, rig_source: str | None = None, insecure: bool = False, **kwargs: Any) -> InProcessDispatch | DaskDispatch:
+    """The dispatcher for a scheduler address ("in-process"/None: this process's children; tls://: the rig's client certificate)."""
     if scheduler in (None, "", "in-process"):
         return InProcessDispatch()
-    if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
-        raise ValueError(f"--scheduler {scheduler!r}: expected tcp://HOST:PORT (or 'in-process')")
+    scheme, _, _ = check_scheduler_address(scheduler, insecure)
+    if scheme in ("tls", "wss") and "security" not in kwargs:
+        from firmware_host.deploy.tls import client_identity, rig_tls_dir
+
+        kwargs["security"] = client_identity(rig_tls_dir(rig_source or "")).security("client")
     return DaskDispatch(scheduler, **kwargs)

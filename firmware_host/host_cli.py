@@ -61,11 +61,18 @@ def show(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (defau
 def check(
     rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler to find remote boards' workers (default: the rig's)."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a plain tcp:// scheduler on a non-loopback address (anyone reaching it runs code on the workers)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Reach every board (its runtime here, or its dask worker) and every sensor (here, or its daemon); report what is missing."""
     inventory = _rig(rig)
-    rows = [*_check_boards(inventory, scheduler if scheduler is not None else inventory.scheduler), *_check_sensors(inventory)]
+    address = scheduler if scheduler is not None else inventory.scheduler
+    if address not in (None, "", "in-process"):
+        from firmware_host.dispatch import check_scheduler_address
+
+        with input_errors():
+            check_scheduler_address(address, insecure)  # plain tcp:// off loopback: exit 2 unless --insecure
+    rows = [*_check_boards(inventory, address, insecure), *_check_sensors(inventory)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -75,7 +82,7 @@ def check(
         raise typer.Exit(1)
 
 
-def _check_boards(inventory, scheduler: str) -> list[dict]:
+def _check_boards(inventory, scheduler: str, insecure: bool = False) -> list[dict]:
     """One row per board: its runtime on this machine, or its worker through the scheduler."""
     from device_runners.runtimes import runtime_devices
     from firmware_host.dispatch import BoardUnavailable, make_dispatch, resource_of
@@ -84,7 +91,7 @@ def _check_boards(inventory, scheduler: str) -> list[dict]:
     dispatch = None
     if scheduler not in (None, "", "in-process"):
         try:
-            dispatch = make_dispatch(scheduler, connect_timeout_s=5.0)
+            dispatch = make_dispatch(scheduler, rig_source=inventory.source, insecure=insecure, connect_timeout_s=5.0)
         except (ValueError, BoardUnavailable) as error:
             return [{"what": f"board {b.name}", "ok": False, "detail": str(error)} for b in inventory.boards]
     try:
@@ -149,7 +156,8 @@ def profile_command(
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (default: the board's).", min=1),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
     store: Optional[Path] = typer.Option(None, "--store", help="Also save the measurement in this SQLite store (campaign 'profiles')."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler tcp://HOST:PORT for remote boards (default: the rig's; 'in-process')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler tls://HOST:PORT for remote boards (default: the rig's; 'in-process')."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a plain tcp:// scheduler on a non-loopback address (anyone reaching it runs code on the workers)."),
     as_json: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
     """Measure latency, energy per sequence and peak power of a model on a rig board."""
@@ -171,7 +179,7 @@ def profile_command(
         from firmware_host.dispatch import make_dispatch
 
         with input_errors():
-            dispatch = make_dispatch(scheduler if scheduler is not None else inventory.scheduler)
+            dispatch = make_dispatch(scheduler if scheduler is not None else inventory.scheduler, rig_source=inventory.source, insecure=insecure)
             try:
                 measurement = run_profile(file, inventory, board, options, on_repeat=on_repeat, on_phase=on_phase, dispatch=dispatch)
             finally:
@@ -202,6 +210,9 @@ def _register_deploy() -> None:
     from firmware_host.deploy import deploy_command
 
     rig_app.command("deploy")(deploy_command)
+    from firmware_host.deploy.scheduler import scheduler_command
+
+    rig_app.command("scheduler")(scheduler_command)
 
 
 _register_deploy()

@@ -8,8 +8,9 @@ What lands on the board (ROOT is the board's ``deploy_root``: ``/opt/edgetran``,
     ROOT/venv/                              python3 -m venv; pip install 'WHEEL[runner]'
     ROOT/venv/edgetran-install.txt          what was installed: wheel sha256, extra, pip args
     ROOT/etc/sensor-daemon.toml             when rig sensors run on this host (see below)
-    UNITS/edgetran-worker-BOARD.service     dask worker tcp://SCHEDULER --resources "board-BOARD=1"
-                                            --nthreads 1 --name BOARD
+    ROOT/etc/tls/ca.pem worker.pem worker.key  the rig CA and this board's identity (key 0600), tls:// only
+    UNITS/edgetran-worker-BOARD.service     dask worker tls://SCHEDULER --resources "board-BOARD=1"
+                                            --nthreads 1 --name BOARD --tls-ca-file ... --tls-cert ... --tls-key ...
     UNITS/edgetran-sensor-daemon.service    edgetran sensor daemon --config ROOT/etc/sensor-daemon.toml
 
 **Idempotent.** One read-only probe prints the sha256 of every file the deploy would
@@ -22,10 +23,18 @@ alone and reports "up to date".
 **Dry run** connects and runs that read-only probe, then prints the plan (each file
 with its local and board sha256, the commands) without writing anything.
 
+**Who may send work.** A dask worker runs any pickled task that reaches it. With a
+``tls://`` scheduler, deploy makes the rig's CA and this board's worker certificate on the
+host (:mod:`firmware_host.deploy.tls`, beside rig.toml), uploads them, and the worker unit
+uses them; ``edgetran rig scheduler`` runs the scheduler on the bench interface with its
+own certificate, and the host's commands connect with the client certificate. A plain
+``tcp://`` scheduler is accepted on loopback, elsewhere only with ``--insecure``.
+
 **Sensors.** A rig sensor whose ``runs_on`` names this board's host (``HOST:PORT``, the
-daemon's address) goes into the daemon config; the daemon listens on all interfaces with
-``allow_remote`` and the sensor's ``daemon_token`` (config file mode 0600), or on
-loopback only when no token is set (a warning says the host cannot reach it). Deploy
+daemon's address) goes into the daemon config; the daemon binds that ``HOST`` (the
+interface the host reaches it at, never all interfaces) with ``allow_remote`` and the
+sensor's ``daemon_token`` (config file mode 0600), or loopback only when no token is set
+(a warning says the host cannot reach it). Deploy
 ``NAME`` may also be a sensor's name: its ``runs_on`` host then gets the daemon alone.
 
 **Privileges.** Files are uploaded over SFTP into ``~/.cache/edgetran-deploy`` and put
@@ -53,6 +62,8 @@ from firmware_host.deploy.layout import (
 from firmware_host.deploy.plan import BoardState, Plan, Step, make_plan, parse_probe, probe_script
 from firmware_host.deploy.ssh import DeployReport, deploy
 from firmware_host.deploy.command import deploy_command, format_report
+from firmware_host.deploy.scheduler import scheduler_argv, scheduler_command
+from firmware_host.deploy.tls import TLSIdentity, client_identity, rig_tls_dir, scheduler_identity, worker_identity
 
 __all__ = [
     "BoardState",
@@ -63,8 +74,10 @@ __all__ = [
     "Plan",
     "RemoteFile",
     "Step",
+    "TLSIdentity",
     "Target",
     "build_wheel",
+    "client_identity",
     "default_cache_dir",
     "default_source",
     "deploy",
@@ -80,7 +93,12 @@ __all__ = [
     "render_sensor_unit",
     "render_worker_unit",
     "resolve_target",
+    "rig_tls_dir",
+    "scheduler_argv",
+    "scheduler_command",
+    "scheduler_identity",
     "set_unit_keys",
     "source_digest",
     "source_files",
+    "worker_identity",
 ]

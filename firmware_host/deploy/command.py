@@ -40,7 +40,9 @@ def format_report(report: DeployReport) -> list[str]:
 def deploy_command(
     name: str = typer.Argument(..., help="Board name from rig.toml (or a sensor's name: its host gets the daemon only)."),
     rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (the virtual rig has nothing to deploy)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler the worker joins, tcp://HOST:8786 (default: the rig's [host] scheduler)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler the worker joins, tls://HOST:8786 (default: the rig's [host] scheduler)."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a plain tcp:// scheduler on a non-loopback address (anyone reaching it runs code on the board)."),
+    tls_dir: Optional[str] = typer.Option(None, "--tls-dir", help="The rig's TLS folder (default: beside rig.toml, <rig>.tls; made on first use)."),
     user_mode: bool = typer.Option(False, "--user", help="User units (~/.config/systemd/user, systemctl --user) and root ~/edgetran."),
     sudo: bool = typer.Option(False, "--sudo", help="Run install, venv, pip and systemctl under `sudo -n` (passwordless sudo)."),
     deploy_root: Optional[str] = typer.Option(None, "--deploy-root", help="Root on the board (default: the board's deploy_root, else /opt/edgetran or ~/edgetran)."),
@@ -72,6 +74,7 @@ def deploy_command(
             user_mode=user_mode, sudo=sudo, deploy_root=deploy_root, unit_dir=unit_dir, systemctl=systemctl,
             no_systemctl=no_systemctl, service_user=service_user, pip_args=extra_pip, known_hosts=known_hosts,
             connect_timeout_s=connect_timeout_s, ssh_user=ssh_user, ssh_port=ssh_port, ssh_key=ssh_key, dry_run=dry_run,
+            insecure=insecure, tls_dir=tls_dir,
         )
         resolve_target(inventory, name, options)  # bad names fail before a wheel is built
         if wheel is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import importlib.util
+import ipaddress
 import json
 import shlex
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from firmware_host.deploy.settings import (
     RUNNER_EXTRA, SAFE_NAME, SAFE_PATH, SCHEDULER, SENSOR_TEMPLATE, SENSOR_UNIT, STAGING_DIR,
     SYSTEM_ROOT, SYSTEM_UNIT_DIR, USER_ROOT, USER_UNIT_DIR, WORKER_TEMPLATE,
 )
-from firmware_host.dispatch import RESOURCE_PREFIX
+from firmware_host.dispatch import RESOURCE_PREFIX, InsecureScheduler, check_scheduler_address, is_loopback_host
+from firmware_host.deploy.tls import TLSIdentity
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Target:
     worker: bool  # a board: the dask worker; a sensor host: the daemon only
     sensors: tuple[SensorSpec, ...]
     daemon_port: int = DEFAULT_DAEMON_PORT
+    daemon_host: str = "127.0.0.1"  # the interface the daemon binds: its runs_on host (the address the host reaches it at)
 
     @property
     def address(self) -> str:
@@ -59,6 +62,8 @@ class DeployOptions:
     ssh_port: int | None = None
     ssh_key: str | None = None
     dry_run: bool = False
+    insecure: bool = False  # allow a plain tcp:// scheduler off loopback (anyone reaching it runs code on the workers)
+    tls_dir: str | None = None  # the rig's certificates (default: beside rig.toml, see firmware_host.deploy.tls)
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,13 @@ def resolve_target(rig: Rig, name: str, options: DeployOptions) -> Target:
     if not SAFE_PATH.match(root) or not (root.startswith("/") or root.startswith("~/")):
         raise DeployError(f"deploy_root {root!r}: expected an absolute path (or '~/...') without spaces, quotes or '%'")
     if sensor is None and not SCHEDULER.match(options.scheduler or ""):
-        raise DeployError(f"board {name!r}: the worker needs the dask scheduler address, --scheduler tcp://HOST:8786 (or [host] scheduler in rig.toml), got {options.scheduler!r}")
+        raise DeployError(f"board {name!r}: the worker needs the dask scheduler address, --scheduler tls://HOST:8786 (or [host] scheduler in rig.toml), got {options.scheduler!r}")
+    if sensor is None:
+        try:
+            check_scheduler_address(options.scheduler, options.insecure)
+        except InsecureScheduler as error:
+            raise DeployError(str(error)) from None
+    daemon_hosts = sorted({_bind_host(s.runs_on) for s in sensors})
     return Target(
         name=name,
         hostname=hostname,
@@ -132,7 +143,15 @@ def resolve_target(rig: Rig, name: str, options: DeployOptions) -> Target:
         worker=sensor is None,
         sensors=sensors,
         daemon_port=ports[0] if ports else DEFAULT_DAEMON_PORT,
+        daemon_host=daemon_hosts[0] if daemon_hosts else "127.0.0.1",
     )
+
+
+def _bind_host(runs_on: str) -> str:
+    """The interface a daemon binds: the host part of its runs_on, as the rig names it (not lowered, brackets dropped)."""
+    host = runs_on.rpartition("@")[2]
+    name, sep, port = host.rpartition(":")
+    return (name if sep and port.isdigit() and name else host).strip("[]")
 
 
 def _expand(path: str, home: str) -> str:
@@ -190,9 +209,20 @@ def _mode_edits(user_mode: bool, service_user: str | None) -> dict[str, str | No
     return {"Service.User": service_user}
 
 
-def render_worker_unit(board: str, root: str, scheduler: str, user_mode: bool, service_user: str | None) -> str:
-    """The dask worker unit of one board: its resource tag, one thread, the board's name."""
+TLS_FILES = {"ca": "ca.pem", "cert": "worker.pem", "key": "worker.key"}  # under ROOT/etc/tls on the board
+
+
+def worker_command(board: str, root: str, scheduler: str, tls_dir: str | None = None) -> str:
+    """The board's ``dask worker`` command line (with the rig's certificates under ``tls_dir`` for a tls:// scheduler)."""
     command = f'{root}/venv/bin/dask worker {scheduler} --resources "{RESOURCE_PREFIX}{board}=1" --nthreads 1 --name {board}'
+    if tls_dir is not None:
+        command += f" --tls-ca-file {tls_dir}/{TLS_FILES['ca']} --tls-cert {tls_dir}/{TLS_FILES['cert']} --tls-key {tls_dir}/{TLS_FILES['key']}"
+    return command
+
+
+def render_worker_unit(board: str, root: str, scheduler: str, user_mode: bool, service_user: str | None, tls: bool = False) -> str:
+    """The dask worker unit of one board: its resource tag, one thread, the board's name (and TLS files with a tls:// scheduler)."""
+    command = worker_command(board, root, scheduler, f"{root}/etc/tls" if tls else None)
     edits = {"Service.ExecStart": command, "Service.WorkingDirectory": "%S/edgetran", **_mode_edits(user_mode, service_user)}
     return set_unit_keys(_template(*WORKER_TEMPLATE), edits)
 
@@ -214,13 +244,13 @@ def _toml_value(value: Any) -> str:
     raise DeployError(f"cannot write {value!r} into the daemon config (strings, numbers and booleans only)")
 
 
-def render_daemon_config(sensors: Sequence[SensorSpec], port: int, token: str | None) -> str:
-    """The daemon TOML of the sensors on one host: remote with a token, loopback without."""
+def render_daemon_config(sensors: Sequence[SensorSpec], port: int, token: str | None, bind_host: str = "127.0.0.1") -> str:
+    """The daemon TOML of the sensors on one host: bound to ``bind_host`` (its runs_on interface) with a token, loopback without."""
     rate_hz = max(s.rate_hz for s in sensors)
     lines = [
         "# Written by `edgetran rig deploy` from the rig inventory; a redeploy overwrites it.",
         "[daemon]",
-        f"host = {_toml_value('0.0.0.0' if token else '127.0.0.1')}",
+        f"host = {_toml_value(bind_host if token else '127.0.0.1')}  # the interface named by the sensor's runs_on, never all of them",
         f"port = {port}",
     ]
     if token:
@@ -266,14 +296,23 @@ def layout_of(target: Target, options: DeployOptions, home: str) -> Layout:
     return Layout(_expand(target.root, home), _expand(unit_dir, home).rstrip("/"), _expand(STAGING_DIR, home))
 
 
-def desired_files(target: Target, options: DeployOptions, layout: Layout, wheel: Path, service_user: str | None) -> tuple[list[RemoteFile], list[str], list[str]]:
-    """Files the board should hold, the units among them, and warnings."""
+def desired_files(target: Target, options: DeployOptions, layout: Layout, wheel: Path, service_user: str | None,
+                  tls: TLSIdentity | None = None) -> tuple[list[RemoteFile], list[str], list[str]]:
+    """Files the board should hold, the units among them, and warnings (``tls``: the worker's identity for a tls:// scheduler)."""
     data = wheel.read_bytes()
     files = [RemoteFile(f"{layout.root}/wheels/{wheel.name}", data, 0o644, "wheel")]
     units, warnings = [], []
+    secret_owner = service_user if options.sudo and not options.user_mode else None
     if target.worker:
+        if str(options.scheduler).startswith("tls://") and tls is None:
+            raise DeployError(f"board {target.name!r}: a tls:// scheduler needs the worker's certificate (rig TLS folder)")
+        if tls is not None:
+            tls_dir = f"{layout.root}/etc/tls"
+            files.append(RemoteFile(f"{tls_dir}/{TLS_FILES['ca']}", tls.ca.read_bytes(), 0o644, "tls"))
+            files.append(RemoteFile(f"{tls_dir}/{TLS_FILES['cert']}", tls.cert.read_bytes(), 0o644, "tls"))
+            files.append(RemoteFile(f"{tls_dir}/{TLS_FILES['key']}", tls.key.read_bytes(), 0o600, "tls", secret_owner))
         unit = f"edgetran-worker-{target.name}.service"
-        text = render_worker_unit(target.name, layout.root, options.scheduler, options.user_mode, service_user)
+        text = render_worker_unit(target.name, layout.root, options.scheduler, options.user_mode, service_user, tls=tls is not None)
         files.append(RemoteFile(f"{layout.unit_dir}/{unit}", text.encode(), 0o644, "unit"))
         units.append(unit)
     if target.sensors:
@@ -283,8 +322,14 @@ def desired_files(target: Target, options: DeployOptions, layout: Layout, wheel:
         token = next(iter(tokens), None)
         if token is None:
             warnings.append(f"no daemon_token for the sensors on {target.hostname}: the daemon listens on loopback only, the host cannot reach it")
-        config = render_daemon_config(target.sensors, target.daemon_port, token)
-        owner = service_user if token and options.sudo and not options.user_mode else None
+        elif not is_loopback_host(target.daemon_host):
+            try:
+                ipaddress.ip_address(target.daemon_host)
+            except ValueError:
+                warnings.append(f"the daemon binds {target.daemon_host!r} as {target.hostname} resolves it; if that is 127.0.1.1 "
+                                "(/etc/hosts on Raspberry Pi OS), give runs_on the board's bench-network IP address")
+        config = render_daemon_config(target.sensors, target.daemon_port, token, target.daemon_host)
+        owner = secret_owner if token else None
         files.append(RemoteFile(f"{layout.root}/etc/sensor-daemon.toml", config.encode(), 0o600 if token else 0o644, "config", owner))
         text = render_sensor_unit(layout.root, options.user_mode, service_user)
         files.append(RemoteFile(f"{layout.unit_dir}/{SENSOR_UNIT}", text.encode(), 0o644, "unit"))

@@ -122,19 +122,20 @@ def make_plan(files: Sequence[RemoteFile], units: Sequence[str], state: BoardSta
         steps.append(Step("run", f"{pip} --no-deps --force-reinstall{exact_args} {_q(wheel.path)}"))  # the exact wheel, even at an unchanged version
         put(record)
     warnings = []
-    if options.no_systemctl and (reinstall or any(f.path in changed for f in files if f.role in ("unit", "config"))):
+    if options.no_systemctl and (reinstall or any(f.path in changed for f in files if f.role in ("unit", "config", "tls"))):
         warnings.append(f"--no-systemctl: run `{shlex.join(_systemctl(DeployOptions(user_mode=options.user_mode, systemctl=options.systemctl)))} daemon-reload` and restart {', '.join(units)} yourself")
     if not options.no_systemctl:
         systemctl = shlex.join(_systemctl(options))
         unit_files = {f.path.rpartition("/")[2]: f for f in files if f.role == "unit"}
         config_changed = any(f.role == "config" and f.path in changed for f in files)
+        tls_changed = any(f.role == "tls" and f.path in changed for f in files)  # the worker's certificates
         if any(unit_files[u].path in changed for u in units):
             steps.append(Step("run", f"{systemctl} daemon-reload"))
         for unit in units:
             enabled, active = state.units.get(unit, ("unknown", "unknown"))
             if enabled != "enabled":
                 steps.append(Step("run", f"{systemctl} enable {unit}"))
-            inputs_changed = unit_files[unit].path in changed or reinstall or (unit == SENSOR_UNIT and config_changed)
+            inputs_changed = unit_files[unit].path in changed or reinstall or (config_changed if unit == SENSOR_UNIT else tls_changed)
             if inputs_changed or active != "active" or enabled != "enabled":
                 steps.append(Step("run", f"{systemctl} restart {unit}"))
     if uploads or reinstall:

@@ -11,6 +11,7 @@ from firmware_host.rig import Rig
 from firmware_host.deploy.settings import DeployError, PROBE_TIMEOUT_S
 from firmware_host.deploy.layout import DeployOptions, Target, desired_files, layout_of, resolve_target
 from firmware_host.deploy.plan import make_plan, parse_probe, probe_script
+from firmware_host.deploy.tls import TLSIdentity, rig_tls_dir, worker_identity
 
 
 def _asyncssh():
@@ -77,6 +78,14 @@ async def _run(conn, target: Target, command: str, options: DeployOptions, timeo
     return str(result.stdout or "")
 
 
+def _worker_tls(rig: Rig, target: Target, options: DeployOptions) -> TLSIdentity | None:
+    """The board worker's identity signed by the rig CA (made here on first use) when its scheduler is tls://."""
+    if not target.worker or not str(options.scheduler).startswith("tls://"):
+        return None
+    folder = Path(options.tls_dir).expanduser() if options.tls_dir else rig_tls_dir(rig.source)
+    return worker_identity(folder, target.name, target.hostname)
+
+
 @dataclass
 class DeployReport:
     """The outcome of one deploy (or dry run)."""
@@ -107,7 +116,7 @@ async def _deploy(rig: Rig, name: str, options: DeployOptions, wheel: Path) -> D
         home, login = identity[0], identity[1]
         layout = layout_of(target, options, home)
         service_user = options.service_user or login
-        files, units, warnings = desired_files(target, options, layout, wheel, service_user)
+        files, units, warnings = desired_files(target, options, layout, wheel, service_user, _worker_tls(rig, target, options))
         paths = [f.path for f in files]
         state = parse_probe(await _run(conn, target, probe_script(paths, layout, units, options), options, PROBE_TIMEOUT_S), paths)
         plan = make_plan(files, units, state, layout, options)

@@ -326,8 +326,9 @@ def test_system_units_and_remote_daemon_config():
     daemon = render_sensor_unit("/opt/edgetran", user_mode=False, service_user="pi")
     assert "User=pi\n" in daemon and "Group=i2c" in daemon and "AmbientCapabilities=CAP_SYS_NICE" in daemon
     spec = SensorSpec("s", "ina219", measures="b", runs_on="sensor-pi:8751", rate_hz=1000.0, params={"bus": 1})
-    config = render_daemon_config([spec], 8751, token="s3cret")
-    assert 'host = "0.0.0.0"' in config and "allow_remote = true" in config and 'token = "s3cret"' in config
+    config = render_daemon_config([spec], 8751, token="s3cret", bind_host="sensor-pi")
+    assert 'host = "sensor-pi"' in config and "allow_remote = true" in config and 'token = "s3cret"' in config
+    assert "0.0.0.0" not in config  # the interface runs_on names, never every interface because a token is set
     edited = set_unit_keys("[Service]\nA=1\n\n[Install]\nB=2\n", {"Service.A": None, "Service.C": "3", "Install.B": "4"})
     assert edited == "[Service]\nC=3\n\n[Install]\nB=4\n"
 
