@@ -8,7 +8,8 @@ well over half a gigabyte. Here a trace is read one chunk at a time
   pass; the nominal interval is the larger of the sensor's declared update interval and
   the poll interval, or, when neither is declared, the median spacing of the stream's
   first chunk (a streaming median of all spacings would need them all).
-* :func:`window_energy` collects the window's samples of one power channel into blocks
+* :func:`window_energy` (one window) and :func:`window_energies` (many, one pass over
+  the file) collect the windows' samples of one power channel into blocks
   of ``block_samples`` (the last sample before the window and the first after it are
   kept for the edges) and integrates each block with :func:`sensors.energy.energy_windows`
   over the block's part of the window; each block starts at the previous block's last
@@ -30,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -188,27 +189,32 @@ def summarize(source: str | Path, session: str | None = None) -> dict:
     }
 
 
-class _WindowAccumulator:
-    """Adds up the figures of consecutive blocks of one window (see the module docstring).
+class _WindowsAccumulator:
+    """Adds up the figures of consecutive blocks for many windows (see the module docstring).
 
     Rows are (time, energy channel, power channel): the energy channel is the counter when
     the plan has one, else the power itself; rows whose energy channel is invalid are dropped.
+    Rows from the last one before the earliest window start to the first one after the
+    latest end are integrated, ``block_samples`` at a time.
     """
 
-    def __init__(self, plan: EnergyPlan, start: float, end: float, interval_s: float | None, wrap_j: float | None, block_samples: int) -> None:
+    def __init__(self, plan: EnergyPlan, starts: np.ndarray, ends: np.ndarray, interval_s: float | None, wrap_j: float | None,
+                 block_samples: int) -> None:
         self.plan = plan
-        self.start, self.end = start, end
+        self.starts, self.ends = starts, ends
+        self.start, self.end = float(starts.min()), float(ends.max())
         self.interval_s = interval_s
         self.wrap_j = wrap_j
         self.block_samples = block_samples
         self.pending: list[np.ndarray] = []  # blocks of rows, 3 x n
         self.pending_n = 0
-        self.bridge: np.ndarray | None = None  # last row integrated so far (or the last one before the window)
-        self.energy = 0.0
-        self.covered = 0.0
-        self.gaps = 0
-        self.samples = 0
-        self.peak = math.nan
+        self.bridge: np.ndarray | None = None  # last row integrated so far (or the last one before the windows)
+        k = len(starts)
+        self.energy = np.zeros(k)
+        self.covered = np.zeros(k)
+        self.gaps = np.zeros(k, dtype=np.int64)
+        self.samples = np.zeros(k, dtype=np.int64)
+        self.peak = np.full(k, math.nan)
         self.t_first = math.nan
         self.t_last = math.nan
         self.done = False
@@ -225,9 +231,10 @@ class _WindowAccumulator:
         if math.isnan(self.t_first):
             self.t_first = float(t[0])
         self.t_last = float(t[-1])
-        if t[-1] < self.start:  # wholly before the window: only its last row matters
+        if t[-1] < self.start:  # wholly before the windows: only its last row matters
             self.bridge = rows[:, -1].copy()
             return
+        self.samples += np.searchsorted(t, self.ends, side="right") - np.searchsorted(t, self.starts, side="left")
         lo = int(np.searchsorted(t, self.start, side="left"))
         if lo > 0 and self.pending_n == 0 and (self.bridge is None or self.bridge[0] < self.start):
             self.bridge = rows[:, lo - 1].copy()
@@ -236,7 +243,6 @@ class _WindowAccumulator:
         if stop > lo:
             self.pending.append(rows[:, lo:stop])
             self.pending_n += stop - lo
-        self.samples += hi - lo
         if hi < len(t):
             self.done = True
         if self.pending_n >= self.block_samples or self.done:
@@ -252,53 +258,66 @@ class _WindowAccumulator:
         t = rows[0]
         if self.interval_s is None and len(t) > 1:
             self.interval_s = float(np.median(np.diff(t)))
-        a, b = max(self.start, float(t[0])), min(self.end, float(t[-1]))
-        if len(t) < 2 or b <= a:
+        if len(t) < 2:
+            return
+        a, b = np.maximum(self.starts, t[0]), np.minimum(self.ends, t[-1])
+        inside = np.flatnonzero(b > a)
+        if not len(inside):
             return
         columns = {self.plan.counter_channel or self.plan.power_channel: rows[1]}
         if self.plan.counter_channel and self.plan.power_channel:
             columns[self.plan.power_channel] = rows[2]
-        result = plan_windows(self.plan, t, columns, [a], [b], 0.0, self.interval_s, self.wrap_j)[0]
-        self.energy += result.energy_j
-        self.covered += result.coverage * (b - a)
-        self.gaps += result.gaps
-        self.peak = float(np.fmax(self.peak, result.peak_power_w))
+        results = plan_windows(self.plan, t, columns, a[inside], b[inside], 0.0, self.interval_s, self.wrap_j)
+        for k, result in zip(inside.tolist(), results):
+            self.energy[k] += result.energy_j
+            self.covered[k] += result.coverage * (b[k] - a[k])
+            self.gaps[k] += result.gaps
+            self.peak[k] = np.fmax(self.peak[k], result.peak_power_w)
 
-    def result(self, baseline_w: float) -> WindowEnergy:
-        """The window's figures (the same fields, warnings and error as ``energy_window``)."""
+    def results(self, baseline_w: float) -> list[WindowEnergy]:
+        """Each window's figures (the same fields, warnings and error as ``energy_windows``)."""
         self._integrate()
-        a, b = self.start, self.end
         have = not math.isnan(self.t_first)
         samples = f"[{self.t_first:.6f}, {self.t_last:.6f}]" if have else "[none]"
-        warnings = []
-        error = None
-        if not have or a < self.t_first or b > self.t_last:
-            warnings.append(f"window [{a:.6f}, {b:.6f}] extends past the samples {samples}")
-        if self.gaps:
-            warnings.append(f"{self.gaps} gap(s) longer than {GAP_FACTOR:g} x {(self.interval_s or math.nan) * 1e3:.3g} ms inside the window")
-        span = min(b, self.t_last) - max(a, self.t_first) if have else 0.0
-        if span > 0:
-            energy = self.energy - baseline_w * span
-            peak, mean = self.peak, self.energy / span - baseline_w
-        else:
-            span = 0.0
-            energy = peak = mean = math.nan
-            error = f"no samples cover the window [{a:.6f}, {b:.6f}] (samples span {samples})"
-            warnings.append("no samples inside the window")
-        coverage = min(1.0, self.covered / (b - a)) if span > 0 else 0.0
-        return WindowEnergy(a, b, energy, peak, mean, coverage, self.samples, self.gaps, baseline_w, tuple(warnings),
-                            self.plan.method, span, error)
+        out = []
+        for k in range(len(self.starts)):
+            a, b = float(self.starts[k]), float(self.ends[k])
+            warnings = []
+            error = None
+            if not have or a < self.t_first or b > self.t_last:
+                warnings.append(f"window [{a:.6f}, {b:.6f}] extends past the samples {samples}")
+            gaps = int(self.gaps[k])
+            if gaps:
+                warnings.append(f"{gaps} gap(s) longer than {GAP_FACTOR:g} x {(self.interval_s or math.nan) * 1e3:.3g} ms inside the window")
+            span = min(b, self.t_last) - max(a, self.t_first) if have else 0.0
+            if span > 0:
+                raw = float(self.energy[k])
+                energy, peak, mean = raw - baseline_w * span, float(self.peak[k]), raw / span - baseline_w
+            else:
+                span = 0.0
+                energy = peak = mean = math.nan
+                error = f"no samples cover the window [{a:.6f}, {b:.6f}] (samples span {samples})"
+                warnings.append("no samples inside the window")
+            coverage = min(1.0, float(self.covered[k]) / (b - a)) if span > 0 else 0.0
+            out.append(WindowEnergy(a, b, energy, peak, mean, coverage, int(self.samples[k]), gaps, baseline_w, tuple(warnings),
+                                    self.plan.method, span, error))
+        return out
 
 
 @dataclass(frozen=True)
 class WindowFigures:
-    """A window's figures with what was integrated: the stream, channel and the first sample time."""
+    """Windows' figures with what was integrated: the stream, channel and the first sample time."""
 
     stream: str
     channel: str
     t0: float
-    result: WindowEnergy
+    results: tuple[WindowEnergy, ...]
     problems: tuple[str, ...]
+
+    @property
+    def result(self) -> WindowEnergy:
+        """The first (for :func:`window_energy`: the only) window's figures."""
+        return self.results[0]
 
 
 def stream_plan(spec: StreamSpec, channel: str | None) -> EnergyPlan:
@@ -311,6 +330,52 @@ def stream_plan(spec: StreamSpec, channel: str | None) -> EnergyPlan:
             power = [c for c in spec.channels if c.endswith(POWER_SUFFIX)]
             message = f"channel {channel!r} is not a power channel (energy integrates watts; power channels: {', '.join(power) or 'none'})"
         raise TraceError(f"stream {spec.name!r}: {message}") from None
+
+
+def window_energies(
+    source: str | Path,
+    starts: Sequence[float],
+    ends: Sequence[float],
+    baseline_w: float = 0.0,
+    stream: str | None = None,
+    channel: str | None = None,
+    absolute: bool = True,
+    session: str | None = None,
+    block_samples: int = BLOCK_SAMPLES,
+) -> WindowFigures:
+    """Figures of many windows ``[starts[k], ends[k]]`` of a trace, read chunk by chunk (one pass).
+
+    With ``absolute`` (the default here) the windows are in the trace's own time stamps;
+    otherwise in seconds from the stream's first sample.
+    """
+    starts_a = np.asarray(starts, dtype=float).reshape(-1)
+    ends_a = np.asarray(ends, dtype=float).reshape(-1)
+    if len(starts_a) == 0 or starts_a.shape != ends_a.shape:
+        raise TraceError(f"need as many window ends as starts (and at least one), got {len(starts_a)} and {len(ends_a)}")
+    if np.any(ends_a <= starts_a):
+        k = int(np.argmax(ends_a <= starts_a))
+        raise TraceError(f"window {k} ends ({ends_a[k]:g}) at or before it starts ({starts_a[k]:g})")
+    reader = SourceReader(source_files(source, session))
+    index = reader.stream_index(stream)
+    spec = reader.specs[index]
+    plan = stream_plan(spec, channel)
+    energy_column = spec.channels.index(plan.counter_channel or plan.power_channel)
+    power_column = spec.channels.index(plan.power_channel) if plan.power_channel and plan.counter_channel else None
+    wrap = spec.sensor.get("counter_wrap_j")
+    accumulator: _WindowsAccumulator | None = None
+    t0 = math.nan
+    for item in reader.items():
+        if not isinstance(item, Chunk) or item.stream != index or len(item.t) == 0:
+            continue
+        if accumulator is None:
+            t0 = 0.0 if absolute else float(item.t[0])
+            accumulator = _WindowsAccumulator(plan, starts_a + t0, ends_a + t0, declared_interval(spec), wrap, block_samples)
+        accumulator.add(item.t, item.values[energy_column], item.values[power_column] if power_column is not None else None)
+        if accumulator.done:  # every window is complete: the rest of the file is not read
+            break
+    if accumulator is None:
+        raise TraceError(f"stream {spec.name!r} has no samples")
+    return WindowFigures(spec.name, plan.channel, t0, tuple(accumulator.results(baseline_w)), tuple(reader.problems))
 
 
 def window_energy(
@@ -330,24 +395,4 @@ def window_energy(
     """
     if end <= start:
         raise TraceError(f"--end ({end:g}) must be after --start ({start:g})")
-    reader = SourceReader(source_files(source, session))
-    index = reader.stream_index(stream)
-    spec = reader.specs[index]
-    plan = stream_plan(spec, channel)
-    energy_column = spec.channels.index(plan.counter_channel or plan.power_channel)
-    power_column = spec.channels.index(plan.power_channel) if plan.power_channel and plan.counter_channel else None
-    wrap = spec.sensor.get("counter_wrap_j")
-    accumulator: _WindowAccumulator | None = None
-    t0 = math.nan
-    for item in reader.items():
-        if not isinstance(item, Chunk) or item.stream != index or len(item.t) == 0:
-            continue
-        if accumulator is None:
-            t0 = 0.0 if absolute else float(item.t[0])
-            accumulator = _WindowAccumulator(plan, start + t0, end + t0, declared_interval(spec), wrap, block_samples)
-        accumulator.add(item.t, item.values[energy_column], item.values[power_column] if power_column is not None else None)
-        if accumulator.done:  # the window is complete: the rest of the file is not read
-            break
-    if accumulator is None:
-        raise TraceError(f"stream {spec.name!r} has no samples")
-    return WindowFigures(spec.name, plan.channel, t0, accumulator.result(baseline_w), tuple(reader.problems))
+    return window_energies(source, [start], [end], baseline_w, stream, channel, absolute, session, block_samples)

@@ -173,3 +173,23 @@ def test_interval_average_power_without_a_counter_streams_as_in_memory(tmp_path:
     assert got.energy_method == "power_integral" and plan.interval_average
     assert got.energy_j == pytest.approx(expected.energy_j, rel=1e-9)
     assert got.peak_power_w == expected.peak_power_w and got.samples == expected.samples
+
+
+def test_many_windows_in_one_pass_equal_energy_windows_in_memory(tmp_path: Path):
+    from sensors.energy import energy_windows
+    from sensors.trace.streaming import window_energies
+
+    t, p = series()
+    path = write_series(tmp_path / "a.ettrace", t, p)
+    rng = np.random.default_rng(1)
+    starts = t[0] + rng.uniform(-0.5, 10.0, 60)  # unsorted, overlapping, some past the data, one inside the 300 ms gap
+    ends = starts + rng.uniform(0.001, 1.5, 60)
+    starts[0], ends[0] = t[12000] - 0.2, t[12000] - 0.1
+    expected = energy_windows(t, p, starts, ends, 0.25, INTERVAL_S)
+    got = window_energies(path, starts, ends, baseline_w=0.25, block_samples=777).results
+    for e, g in zip(expected, got):
+        assert g.energy_j == pytest.approx(e.energy_j, rel=1e-9, abs=1e-12) or (math.isnan(g.energy_j) and math.isnan(e.energy_j))
+        assert g.peak_power_w == pytest.approx(e.peak_power_w, nan_ok=True)
+        assert (g.samples, g.gaps) == (e.samples, e.gaps)
+        assert g.coverage == pytest.approx(e.coverage, rel=1e-9, abs=1e-12)
+        assert g.integrated_s == pytest.approx(e.integrated_s) and (g.error is None) == (e.error is None)
