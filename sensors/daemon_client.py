@@ -77,7 +77,13 @@ class DaemonClient:
         return answer
 
     def window(self, start: float, end: float, sensor: str | None = None, channel: str | None = None, baseline_w: float = 0.0) -> dict:
-        """Energy figures of [start, end] (daemon clock) from the daemon's ring buffer."""
+        """Energy figures of [start, end] (daemon clock): from the daemon's ring, or its recorded trace for a span older than the ring.
+
+        The answer says ``source`` ("ring" / "trace"), ``coverage``, ``invalid_samples`` and
+        ``peak_is_lower_bound``; where the daemon could not cover the window it carries an
+        ``error`` (NaN energy when no sample covers it; coverage < 1 when the ring was too
+        short and nothing was recorded). Refusing a low coverage is the caller's choice.
+        """
         answer = self.call({"cmd": "window", "start": start, "end": end, "sensor": sensor, "channel": channel, "baseline_w": baseline_w})
         answer.pop("ok", None)
         return answer
@@ -87,7 +93,7 @@ class DaemonClient:
         return float(self.call({"cmd": "marker", "kind": kind, "label": label, "t": t, "extra": extra})["t"])
 
     def status(self) -> dict:
-        """The daemon's status (rates, counters, record path)."""
+        """The daemon's status: rates, counters, sampler (alive / died with error), recording (ok / failed, files), invalid samples."""
         answer = self.call({"cmd": "status"})
         answer.pop("ok", None)
         return answer
