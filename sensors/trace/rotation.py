@@ -16,9 +16,12 @@ and writes into ``directory``:
   stem (two files in the same second, or a wall clock stepped back, still sort in the
   order they were written, as long as the clock is not stepped back by more than the
   rotation period).
-* Retention: after each rotation (and at start) the oldest files of the set are deleted
-  while the set holds more than ``keep_bytes`` bytes or more than ``keep_files`` files.
-  The file being written is never deleted (so the limit can be exceeded by it alone).
+* Retention: before and after each new file (and at start) the oldest files of the set
+  are deleted while the set holds more than ``keep_bytes`` bytes or more than
+  ``keep_files`` files (before: so a full disk gets space back before the new file is
+  created). The file being written is never deleted (so the limit can be exceeded by it
+  alone). If the new file cannot be created (the disk is still full), the error
+  propagates and the next write tries again.
 * Every file's header carries ``rotation``: ``{"set": stem, "session": id, "sequence":
   n, "index": i}`` where ``session`` identifies one writer (one daemon run: one clock
   base) and ``index`` counts its files from 0. Later ``meta`` updates (e.g. a clock
@@ -136,6 +139,7 @@ class RotatingTraceWriter:
         self._sequence = max((f.sequence for f in existing), default=-1) + 1
         self._writer: TraceWriter | None = None
         self._path = self.directory
+        self._closed = False
         self._day = ""
         self._open()
 
@@ -153,45 +157,54 @@ class RotatingTraceWriter:
 
     @property
     def flush_interval_s(self) -> float:
-        """The current file writer's flush interval."""
-        return self._writer.flush_interval_s
+        """The file writers' flush interval."""
+        return float(self.writer_options.get("flush_interval_s", 0.25))
 
     @property
     def _last_flush(self) -> float:  # the daemon reads this to decide when to flush
-        return self._writer._last_flush
+        return self._writer._last_flush if self._writer is not None else float("-inf")
+
+    def _current(self) -> TraceWriter:
+        """The file writer; after a rotation whose new file could not be opened, try again now."""
+        if self._writer is None:
+            if self._closed:
+                raise TraceError(f"{self.directory}/{self.stem}: the rotating writer is closed")
+            self._open()
+        return self._writer
 
     def append(self, stream: str, t: float, values: Sequence[float]) -> None:
         """Buffer one sample; rotate afterwards if the file is full or the day changed."""
-        before = self._writer.samples_written
+        before = self._current().samples_written
         self._writer.append(stream, t, values)
         if self._writer.samples_written != before:
             self._maybe_rotate()
 
     def append_block(self, stream: str, times: np.ndarray, values: np.ndarray) -> None:
         """Write many samples at once (rotation happens between blocks, not inside one)."""
-        self._writer.append_block(stream, times, values)
+        self._current().append_block(stream, times, values)
         self._maybe_rotate()
 
     def event(self, t: float, kind: str, label: str = "", **extra: Any) -> None:
         """Write an event into the current file."""
-        self._writer.event(t, kind, label, **extra)
+        self._current().event(t, kind, label, **extra)
         self.events_written += 1
         self._maybe_rotate()
 
     def meta(self, **updates: Any) -> None:
         """Record header updates now and carry them into the headers of later files."""
         self._meta.update(updates)
-        self._writer.meta(**updates)
+        self._current().meta(**updates)
 
     def flush(self, now: float | None = None) -> None:
         """Write buffered samples of the current file; rotate if it is full."""
-        before = self._writer.samples_written
+        before = self._current().samples_written
         self._writer.flush(now)
         if self._writer.samples_written != before:
             self._maybe_rotate()
 
     def close(self) -> None:
         """Close the current file cleanly (no new file is started)."""
+        self._closed = True
         if self._writer is not None:
             self._finish_current()
 
@@ -214,16 +227,21 @@ class RotatingTraceWriter:
         return self.path
 
     def _finish_current(self) -> None:
-        writer = self._writer
-        writer.close()
+        writer, self._writer = self._writer, None
         self._finished_samples += writer.samples_written
-        self._writer = None
+        try:
+            writer.close()
+        except OSError:
+            writer._file.close()  # the close record may be lost (a full disk); the file handle is not
+            raise
 
     def _maybe_rotate(self) -> None:
         if self._writer.bytes_written >= self.max_bytes or (self.rotate_daily and _utc_day(self.clock()) != self._day):
             self.rotate()
 
     def _open(self) -> None:
+        """Start the next file: retention first (a full disk gets space back), then the file, then retention again."""
+        self._apply_retention()
         wall = self.clock()
         while True:
             path = self.directory / set_file_name(self.stem, wall, self._sequence)
@@ -250,7 +268,7 @@ class RotatingTraceWriter:
         """Delete the oldest files while the set is over a limit; never the current file."""
         files = self.files()
         total = sum(f.size_bytes for f in files)
-        current = self._writer.path
+        current = self._writer.path if self._writer is not None else None
         for victim in files:
             over_bytes = self.keep_bytes is not None and total > self.keep_bytes
             over_files = self.keep_files is not None and len(files) > self.keep_files

@@ -109,3 +109,35 @@ def test_bad_settings_are_refused(tmp_path: Path):
         RotatingTraceWriter(tmp_path, "a", [SPEC], keep_files=0)
     with pytest.raises(TraceError, match="not a directory"):
         list_set(tmp_path / "missing")
+
+
+def test_a_new_file_that_cannot_be_created_is_tried_again_on_the_next_write(tmp_path: Path, monkeypatch):
+    import errno
+
+    import sensors.trace.rotation as rotation
+
+    real = rotation.TraceWriter
+    failures = []
+
+    def flaky(*args, **kwargs):
+        if failures == []:
+            failures.append(1)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    clock = FakeWallClock(MIDNIGHT - 3600)
+    writer = RotatingTraceWriter(tmp_path, "r", [SPEC], max_bytes=5_000, clock=clock, chunk_samples=100, flush_interval_s=1e9)
+    monkeypatch.setattr(rotation, "TraceWriter", flaky)
+    lost = 0
+    for i in range(1000):
+        try:
+            writer.append("ina", i * 0.001, [float(i), 5.0])
+        except OSError:
+            lost += 1  # the sample that filled the file was written; opening the next one failed
+    writer.close()
+    assert failures == [1] and lost == 1
+    files = list_set(tmp_path, "r")
+    total = sum(len(read_trace(f.path).stream().t) for f in files)
+    assert total == 1000 and all(read_trace(f.path).closed_cleanly for f in files)
+    with pytest.raises(TraceError, match="closed"):
+        writer.append("ina", 2.0, [1.0, 5.0])
