@@ -174,7 +174,15 @@ def recorded_rows(paths: Sequence[Path], stream: str, channel: str, start: float
     times: list[np.ndarray] = []
     values: list[np.ndarray] = []
     before: tuple[float, float] | None = None  # the last sample before the window
-    for path in paths:
+    firsts = [first_sample_time(path, stream) for path in paths]
+    # files in time order: skip those followed by a file that starts before the window
+    # (a 2 GiB set is 8 files of 256 MiB; only the ones holding the window are read through)
+    skip = 0
+    for k in range(len(paths) - 1):
+        following = next((f for f in firsts[k + 1:] if f is not None), None)
+        if following is not None and following <= start:
+            skip = k + 1
+    for path in paths[skip:]:
         try:
             with TraceReader(path) as reader:
                 names = [spec.name for spec in reader.specs]
@@ -207,6 +215,22 @@ def recorded_rows(paths: Sequence[Path], stream: str, channel: str, start: float
     t, v = np.concatenate(times), np.concatenate(values)
     order = np.argsort(t, kind="stable")
     return t[order], v[order]
+
+
+def first_sample_time(path: Path, stream: str) -> float | None:
+    """Time of a stream's first sample in a trace file (None if it has none or cannot be read); reads only up to it."""
+    try:
+        with TraceReader(path) as reader:
+            names = [spec.name for spec in reader.specs]
+            if stream not in names:
+                return None
+            index = names.index(stream)
+            for item in reader.items():
+                if isinstance(item, Chunk) and item.stream == index and len(item.t):
+                    return float(item.t[0])
+    except (TraceError, OSError):
+        return None
+    return None
 
 
 def merged(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
