@@ -396,13 +396,6 @@ def import_command(
     typer.echo(json.dumps(summary, indent=2) if as_json else f"imported {summary['samples']} samples into {out}")
 
 
-def _load(path: Path):
-    from sensors.trace.format import read_trace
-
-    with input_errors():
-        return read_trace(path)
-
-
 @trace_app.command("export")
 def export_command(
     path: Path = typer.Argument(..., help="Trace file."),
