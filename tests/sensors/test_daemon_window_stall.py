@@ -13,6 +13,7 @@ import time
 
 from sensors.base import Sample, Sensor, SensorInfo
 from sensors.daemon import RingBuffer, SamplingDaemon, request
+from sensors.energy import energy_window
 
 RATE_HZ = 2000.0
 RING_S = 60.0  # the daemon's default ring: 120,000 rows at 2 kHz
@@ -39,35 +40,57 @@ def fill(ring: RingBuffer, end: float, rate_hz: float) -> None:
         ring.append(end - (n - k) / rate_hz, row)
 
 
+def whole_ring_window(daemon: SamplingDaemon, start: float, end: float) -> float:
+    """What a window query did before: copy the whole ring (under its lock), then integrate all of it."""
+    t, values = daemon.rings[0].snapshot()
+    return energy_window(t, values[:, 0], start, end, 0.0, daemon.interval_s).energy_j
+
+
 def test_window_queries_on_a_full_ring_do_not_stall_the_sampler():
+    """Missed ticks in quiet phases, under window queries, and under whole-ring queries (the old way), interleaved.
+
+    Both kinds of query are made the same way (from this thread, not the sampler's), so
+    their difference is the query's own cost; one query also goes over the socket.
+    """
     switch_before = sys.getswitchinterval()
     daemon = SamplingDaemon([SteadySensor()], RATE_HZ, ring_seconds=RING_S, port=0, realtime_priority=RT)
     fill(daemon.rings[0], time.monotonic(), RATE_HZ)
     assert daemon.rings[0].count >= RING_S * RATE_HZ  # full
-    quiet = busy = queries = 0
+    missed = {"quiet": 0, "slice": 0, "whole": 0}
+    queries = 0
     with daemon:
         switch_during = sys.getswitchinterval()
-        address = ("127.0.0.1", daemon.port)
+        now = time.monotonic()
+        answer = request(("127.0.0.1", daemon.port), {"cmd": "window", "start": now - 31.0, "end": now - 30.0})
+        assert answer["ok"] and answer["samples"] >= 1999 and abs(answer["energy_j"] - 3.0) < 0.01
         time.sleep(0.3)
         for _ in range(4):
-            before = daemon.stats.missed_ticks
-            time.sleep(0.75)
-            quiet += daemon.stats.missed_ticks - before
-            before = daemon.stats.missed_ticks
-            phase_end = time.monotonic() + 0.75
-            while time.monotonic() < phase_end:
-                now = time.monotonic()
-                answer = request(address, {"cmd": "window", "start": now - 31.0, "end": now - 30.0})
-                assert answer["ok"] and abs(answer["energy_j"] - 3.0) < 0.01
-                queries += 1
-                time.sleep(0.2)
-            busy += daemon.stats.missed_ticks - before
-    scheduled = 4 * 0.75 * RATE_HZ
-    print(f"missed ticks: quiet {quiet}, under {queries} queries {busy} (of {scheduled:.0f} ticks each)")
+            for phase in missed:
+                before = daemon.stats.missed_ticks
+                phase_end = time.monotonic() + PHASE_S
+                while time.monotonic() < phase_end:
+                    now = time.monotonic()
+                    if phase == "slice":  # called directly (another thread than the sampler's), as the socket handler does
+                        assert abs(daemon.window(now - 31.0, now - 30.0)["energy_j"] - 3.0) < 0.01
+                        queries += 1
+                    elif phase == "whole":
+                        assert abs(whole_ring_window(daemon, now - 31.0, now - 30.0) - 3.0) < 0.01
+                    time.sleep(QUERY_EVERY_S)
+                missed[phase] += daemon.stats.missed_ticks - before
+    scheduled = 4 * PHASE_S * RATE_HZ
+    print(f"missed ticks of {scheduled:.0f} per phase kind: {missed} ({queries} slice queries)")
     assert queries >= 8
-    # the old daemon (the whole ring copied under the lock) missed 140-171 ticks here, 0 in the quiet phases
-    assert busy <= quiet + 0.01 * scheduled
+    # Over the socket the old daemon (the whole ring copied under the lock) missed 140-171
+    # ticks under 16 queries here, 0 in quiet phases. A query still holds the GIL for its
+    # own small work, which a loaded machine stretches; so the bound is 1% of the ticks,
+    # or a quarter of what whole-ring queries cost in this same run, whichever is larger.
+    extra, extra_whole = missed["slice"] - missed["quiet"], missed["whole"] - missed["quiet"]
+    assert extra <= max(0.01 * scheduled, 0.25 * extra_whole)
     assert switch_during == switch_before  # the process-wide switch interval is left alone
+
+
+PHASE_S = 0.75
+QUERY_EVERY_S = 0.2
 
 
 def test_ring_slice_matches_a_full_copy_across_the_wrap():
