@@ -1,31 +1,40 @@
 """The virtual rig: an emulated board whose supply power follows real work on this machine.
 
-A board model (``firmware_host/data/boards.toml``: idle and loaded power, cores,
-frequencies, DVFS exponent, cited sources) turns the CPU activity of the runner
-processes into supply power; an emulated INA219 (the real driver on the register-level
-emulator) measures that supply; the real sampling daemon samples it. So `edgetran
-profile` runs end to end anywhere, with real latencies and an energy that follows them,
-and every number it produces says ``"emulated": true``.
+A board model (``firmware_host/data/boards.toml``: idle and loaded power, cores, the CPU's
+operating points with their voltages, cited sources) parameterises the one
+activity-to-power model, :class:`sensors.ina219.activity.ActivityPower`, which turns the
+nanosecond CPU time of the runner processes into supply power; an emulated INA219 (the
+real driver on the register-level emulator) measures that supply; the real sampling
+daemon samples it. So `edgetran profile` runs end to end anywhere, with real latencies
+and an energy that follows them (W-per-core x CPU time), and every number it produces
+says ``"emulated": true``.
 
 Activity: the runner executes in child processes of this one (the isolated protocol),
-so the power follows the CPU time of this process's *children* (recursively), sampled
-every ``poll_s``; the host's own threads (the sampler, the CLI) do not count. When the
-runs are dispatched to a dask worker on this machine (a virtual board behind
-``--scheduler``), the power follows the children of that worker's process instead
-(``root_pid``): the runner's protocol child is the worker's child.
+so the power follows the CPU time (``/proc/<pid>/task/<tid>/schedstat``) of every
+thread of this process's *descendants*; the host's own threads (the sampler, the CLI)
+do not count. When the runs are dispatched to a dask worker on this machine (a virtual
+board behind ``--scheduler``), the power follows the descendants of that worker's
+process instead (``root_pid``): the runner's protocol child is the worker's child.
+
+Frequency: each virtual board has an emulated cpufreq tree (its ``cpufreq_root``, in the
+sensor's details); setting a frequency there through :mod:`device_runners.cpufreq`
+makes the board draw the model's power at that frequency and slows its runner to
+``f / f_top`` of this machine's speed (:mod:`firmware_host.virtual_cpufreq`). A runner
+finds the tree through ``EDGETRAN_SYSFS_ROOT`` (:func:`device_runners.cpufreq.default_root`).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
-import threading
 import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
-import psutil
+from sensors.ina219.activity import ActivityPower, BoardPower
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,30 +42,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+READ_DELAY_S = 0.01  # the board's INA219 converts this long in the past (see virtual_board_sensor)
+SMOOTHING_S = 0.003  # the supply is the board's mean busy cores over 3 ms (>= 3 sample intervals at 1 kHz)
+
+
 @dataclass(frozen=True)
-class BoardModel:
-    """How a board's supply power depends on busy cores and frequency."""
+class BoardModel(BoardPower):
+    """A board's power numbers with what it is and where the numbers come from."""
 
-    name: str
-    description: str
-    supply_v: float
-    idle_w: float
-    load_w: float
-    cores: int
-    frequencies_khz: tuple[int, ...]
-    dvfs_exponent: float
-    sources: str
-
-    @property
-    def active_w_per_core(self) -> float:
-        """Power of one busy core at the top frequency."""
-        return (self.load_w - self.idle_w) / self.cores
-
-    def power_w(self, busy_cores: float, freq_khz: int | None = None) -> float:
-        """Supply power with ``busy_cores`` busy at ``freq_khz`` (default: the top frequency)."""
-        busy = min(max(busy_cores, 0.0), float(self.cores))
-        scale = (freq_khz or max(self.frequencies_khz)) / max(self.frequencies_khz)
-        return self.idle_w + self.active_w_per_core * busy * scale**self.dvfs_exponent
+    description: str = ""
+    sources: str = ""
 
 
 @lru_cache(maxsize=1)
@@ -66,15 +61,16 @@ def board_models() -> dict[str, BoardModel]:
     table = tomllib.loads(text)["boards"]
     return {
         name: BoardModel(
-            name,
-            str(entry["description"]),
-            float(entry["supply_v"]),
-            float(entry["idle_w"]),
-            float(entry["load_w"]),
-            int(entry["cores"]),
-            tuple(int(f) for f in entry["frequencies_khz"]),
-            float(entry["dvfs_exponent"]),
-            str(entry["sources"]),
+            name=name,
+            supply_v=float(entry["supply_v"]),
+            idle_w=float(entry["idle_w"]),
+            load_w=float(entry["load_w"]),
+            cores=int(entry["cores"]),
+            frequencies_khz=tuple(int(f) for f in entry["frequencies_khz"]),
+            voltages_v=tuple(float(v) for v in entry["voltages_v"]),
+            load_khz=int(entry.get("load_khz", 0)),
+            description=str(entry["description"]),
+            sources=str(entry["sources"]),
         )
         for name, entry in table.items()
     }
@@ -88,70 +84,34 @@ def board_model(name: str) -> BoardModel:
     return models[name]
 
 
-class ChildActivityPower:
-    """Supply power of a board model driven by the CPU use of a process's children (default: this one's)."""
+def supply_sensor(activity: ActivityPower, rate_hz: float, name: str, address: int = 0x40,
+                  clock: Callable[[], float] = time.monotonic, timing: Any = "fast") -> Any:
+    """The real INA219 driver on an emulated chip whose supply follows ``activity``, READ_DELAY_S behind ``clock``.
 
-    def __init__(self, model: BoardModel, poll_s: float = 0.01, freq_khz: int | None = None, root_pid: int | None = None) -> None:
-        self.model = model
-        self.freq_khz = freq_khz
-        self.poll_s = poll_s
-        self._me = psutil.Process(root_pid)
-        self._busy = 0.0
-        self._last: tuple[float, float] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="virtual-board-activity", daemon=True)
-        self._thread.start()
-
-    def _cpu_by_child(self) -> dict[int, float]:
-        times: dict[int, float] = {}
-        try:
-            children = self._me.children(recursive=True)
-        except psutil.Error:  # the followed process is gone (a worker that died): an idle board
-            return times
-        for child in children:
-            try:
-                cpu = child.cpu_times()
-            except psutil.Error:
-                continue
-            times[child.pid] = cpu.user + cpu.system
-        return times
-
-    def _run(self) -> None:
-        seen = self._cpu_by_child()  # children that already exist start from their current CPU time
-        last_t = time.monotonic()
-        while not self._stop.wait(self.poll_s):
-            now = time.monotonic()
-            current = self._cpu_by_child()
-            busy_s = sum(cpu - seen.get(pid, 0.0) for pid, cpu in current.items())  # a new child: all its CPU is recent
-            seen = current
-            self._busy = max(0.0, busy_s / max(now - last_t, 1e-6))
-            last_t = now
-
-    @property
-    def busy_cores(self) -> float:
-        """Cores the children kept busy over the last poll interval."""
-        return self._busy
-
-    def __call__(self, t: float) -> float:
-        """Supply power in watts now (the waveform interface of the emulated INA219)."""
-        return self.model.power_w(self._busy, self.freq_khz)
-
-    def stop(self) -> None:
-        """Stop polling."""
-        self._stop.set()
-
-
-def virtual_board_sensor(model: BoardModel, rate_hz: float, name: str, address: int = 0x40, root_pid: int | None = None) -> Any:
-    """An emulated INA219 on the board's supply, its power following the runner processes (children of ``root_pid``)."""
+    Why the delay: the sampler shares this machine's CPUs with the runner, so it tends to
+    run just when the runner is preempted; sampling the board's power *now* would then
+    see it idle more often than it is (the old rig read 0 busy cores in 21% of polls).
+    The chip and its driver run on a clock READ_DELAY_S (10 ms) behind, so each sample
+    describes the board 10 ms ago, long enough for the scheduler's slices to decorrelate,
+    stamped with the time it describes (runner markers and samples stay aligned; samples
+    simply reach the ring 10 ms late). Each value is the board's mean busy cores over
+    SMOOTHING_S centred on the sample's stamp (``lead_s``: from the shunt conversion's
+    middle, when the chip asks, to the conversion end, where the driver stamps): smooth at
+    the sample scale, so the trapezoid over samples integrates it, and 3 ms wide, so a
+    step in activity loses SMOOTHING_S / 4 = 0.75 ms of energy per edge pair at most.
+    """
     from sensors.base import EMULATED
     from sensors.ina219.driver import INA219Sensor
     from sensors.ina219.emulator import EmulatedI2CBus, EmulatedINA219, from_power
+    from sensors.ina219.i2c_timing import FAST_MODE_HZ, I2CTiming
 
-    activity = ChildActivityPower(model, root_pid=root_pid)
-    max_a = model.load_w / model.supply_v * 1.5
-    chip = EmulatedINA219(from_power(activity, model.supply_v), shunt_ohms=0.1)
+    model = activity.board
+    board_time = lambda: clock() - READ_DELAY_S  # noqa: E731
+    chip = EmulatedINA219(from_power(activity, model.supply_v), shunt_ohms=0.1, clock=board_time)
+    bus_timing = I2CTiming(FAST_MODE_HZ) if timing == "fast" else timing  # 400 kHz fast mode, as a Pi sampling at 1 kHz
+    max_a = model.power_w(model.cores, model.top_khz) / model.supply_v * 1.5
     sensor = INA219Sensor(
-        EmulatedI2CBus({address: chip}),
+        EmulatedI2CBus({address: chip}, timing=bus_timing, clock=board_time),
         address,
         shunt_ohms=0.1,
         max_expected_a=min(max_a, 3.2),
@@ -159,12 +119,45 @@ def virtual_board_sensor(model: BoardModel, rate_hz: float, name: str, address: 
         name=name,
         provenance=EMULATED,
         kind="virtual-board-ina219",
+        clock=board_time,
     )
+    config = sensor.device.config
+    activity.lead_s = config.conversion_period_s - config.shunt_adc.conversion_s / 2
+    activity.window_s = SMOOTHING_S
     sensor.activity = activity  # type: ignore[attr-defined]
-    # The supply follows the activity estimate, which changes once per poll: that, not the
-    # INA219's conversion time, is this sensor's true update interval (and so sets the
-    # shortest measurement window the host accepts).
-    sensor._info = replace(sensor.info, update_interval_s=max(sensor.info.update_interval_s, activity.poll_s),
-                           details={**sensor.info.details, "board_model": model.name, "activity_poll_s": activity.poll_s,
-                                                "follows_pid": activity._me.pid})
+    sensor._info = replace(sensor.info, details={**sensor.info.details, "board_model": model.name, "read_delay_s": READ_DELAY_S,
+                                                 "smoothing_s": SMOOTHING_S})
+    return sensor
+
+
+def virtual_board_sensor(model: BoardModel, rate_hz: float, name: str, address: int = 0x40, root_pid: int | None = None,
+                         cpufreq_root: str | Path | None = None) -> Any:
+    """An emulated INA219 on the board's supply, its power following the runner processes (descendants of ``root_pid``).
+
+    The board's emulated cpufreq tree is written under ``cpufreq_root`` (default: a fresh
+    temporary folder); ``sensor.activity`` is the power model, ``sensor.cpufreq`` the
+    tree's access object, ``sensor.throttle`` the duty-cycle throttle; ``sensor.activity.stop()``
+    stops the throttle too (every stopped process continues).
+    """
+    from firmware_host.virtual_cpufreq import DutyCycleThrottle, create_board_cpufreq, frequency_reader
+    from sensors.ina219.cpu_time import ProcessTreeCpu
+
+    cpufreq = create_board_cpufreq(cpufreq_root, model.frequencies_khz, model.cores)
+    current_khz = frequency_reader(cpufreq)
+    tree = ProcessTreeCpu(root_pid)
+    activity = ActivityPower(model, tree, frequency_khz=current_khz)
+    throttle = DutyCycleThrottle(tree.pids, lambda: current_khz() / model.top_khz, activity)
+
+    def stop() -> None:
+        throttle.stop()
+        if cpufreq_root is None:  # the temporary tree goes with the board
+            shutil.rmtree(cpufreq.root, ignore_errors=True)
+
+    activity.stop = stop  # type: ignore[method-assign]  # owners stop the activity; the throttle goes with it
+    sensor = supply_sensor(activity, rate_hz, name, address)
+    sensor.cpufreq = cpufreq  # type: ignore[attr-defined]
+    sensor.throttle = throttle  # type: ignore[attr-defined]
+    sensor._info = replace(sensor.info, details={**sensor.info.details, "follows_pid": tree.root_pid,
+                                                 "activity": "schedstat ns CPU time of the descendants' threads",
+                                                 "cpufreq_root": str(cpufreq.root)})
     return sensor
