@@ -37,11 +37,6 @@ from codesign.architecture import Architecture, ArchitectureError
 
 DEVICE_NAME = re.compile(r"^(?P<processor>[a-z]+)_(?P<platform>[a-z0-9-]+)_b(?P<batch>\d+)_r(?P<runs>\d+)$")
 LICENSE_FILES = ("LICENSE-edgetran.txt", "LICENSE-protran.txt")
-# What the published measures are, for every place that shows them (figures, tables, CLI text). The authors'
-# profiler sampled an INA219 every 4 s and timed whole processes (the RPi's latencies fall on ~0.8 s steps), so
-# the stored "latency" and "energy" are per evaluation run, not per sequence; never print them beside live
-# per-sequence numbers as if comparable. (Issue #12 item 1 owns the wording; the report reads it from here.)
-PUBLISHED_MEASURE_UNITS = {"latency_s": "s per evaluation run", "energy_j": "J per evaluation run", "peak_power_w": "W"}
 
 
 class PublishedDataError(ValueError):

@@ -547,11 +547,13 @@ def report_command(
             curve_names = _devices(curve_devices)
             if not set(curve_names) <= set(names):
                 raise typer.BadParameter(f"--curve-devices {curve_devices!r}: every curve device must be one of --device")
-    if not out.parent.is_dir():
-        raise typer.BadParameter(f"{out}: directory {out.parent} does not exist")
-    if out.exists() and not out.is_dir():
-        raise typer.BadParameter(f"{out}: exists and is not a directory")
     say = (lambda message: None) if as_json else (lambda message: typer.echo(f"report: {message}", err=True))
+    from codesign.protran.report import ReportError, check_destination
+
+    try:  # built in a temporary directory beside --out and moved into place: refuse a destination it would wrongly replace
+        check_destination(out)
+    except ReportError as error:
+        raise typer.BadParameter(str(error)) from None
     if live:
         from codesign.protran.campaign_report import CampaignReportError, build_campaign_report
 
@@ -560,22 +562,23 @@ def report_command(
                 from codesign.protran.campaign_report import load_live_campaign
 
                 load_live_campaign(store, spec.name)  # refuse before creating the output directory
-                out.mkdir(exist_ok=True)
                 summary = build_campaign_report(
                     store, out, spec.name, regressor, seed, glue_regressor=glue_regressor, glue_splits=glue_splits, progress=say,
                 )
-            except CampaignReportError as error:
+            except (CampaignReportError, ReportError) as error:
                 raise typer.BadParameter(str(error)) from None
     else:
         from codesign.protran.report import build_report
 
         with protran_errors():
             chosen = parse_regressors(curve_regressors)
-            out.mkdir(exist_ok=True)
-            summary = build_report(
-                names, out, regressor or "gpr", features, chosen, budget, curve_names, seed, threshold or 1e-12,
-                glue_regressor=glue_regressor, glue_splits=glue_splits, progress=say,
-            )
+            try:
+                summary = build_report(
+                    names, out, regressor or "gpr", features, chosen, budget, curve_names, seed, threshold or 1e-12,
+                    glue_regressor=glue_regressor, glue_splits=glue_splits, progress=say,
+                )
+            except ReportError as error:
+                raise typer.BadParameter(str(error)) from None
     if as_json:
         emit_json(json.loads(json.dumps(summary, default=float)))
         return
