@@ -100,6 +100,29 @@ def _fmt(value: Optional[float], digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+PRESET_HELP = (
+    "paper: the paper's recipe (GBDT on the 37-d embedding, stop at the first fit below the threshold, the authors' "
+    "normalisation); ours: GP on compact features, patience 5, running maximum. Explicit options override it."
+)
+NORMALISATION_HELP = (
+    "running-max (the paper's text: divide by the maximum so far; default) or authors (LABELLED OPTION: the authors' "
+    "code divided by max_values.json, 2x the first 16 records' maximum, which shrinks MSEs 2.1-7.7x; published only)."
+)
+RUN_DEFAULTS = {"regressor": "gpr", "features": "workload", "patience": 5, "normalisation": "running-max"}
+
+
+def _preset_settings(preset: Optional[str], **given: Any) -> dict:
+    """Regressor, features, patience and normalisation: explicit options, else the preset's, else the defaults."""
+    from codesign.protran.loop import NORMALISATIONS, PRESETS
+
+    if preset is not None and preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    base = {**RUN_DEFAULTS, **(PRESETS[preset] if preset else {})}
+    out = {key: given[key] if given.get(key) is not None else base[key] for key in RUN_DEFAULTS}
+    _check_choice(out["normalisation"], NORMALISATIONS, "normalisation")
+    return out
+
+
 LIVE_INITIAL = 8  # initial batch of a live campaign (every evaluation is an export and a measurement)
 LIVE_BUDGET = 12  # evaluations of a live campaign unless --budget says otherwise: ~22 s each on this 2-core host (export ~10-15 s,
 # profile ~5 s), so the default campaign takes about 4-5 minutes (20 took 7 min 23 s)
@@ -108,14 +131,17 @@ LIVE_BUDGET = 12  # evaluations of a live campaign unless --budget says otherwis
 @protran_app.command("run")
 def run_command(
     device: str = typer.Option(..., "--device", help="published:<device>, or rig:<board> to measure live on the rig."),
-    regressor: str = typer.Option("gpr", "--regressor", help=f"One of {ALL_REGRESSORS}."),
-    features: str = typer.Option("workload", "--features", help="embedding (the paper's), workload (embedding + FLOPs/params/bytes per layer and op type) or compact (op-type totals and shape features, no indices)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help=PRESET_HELP),
+    regressor: Optional[str] = typer.Option(None, "--regressor", help=f"One of {ALL_REGRESSORS} (default gpr, or the preset's)."),
+    features: Optional[str] = typer.Option(None, "--features", help="embedding (the paper's), workload (embedding + FLOPs/params/bytes per layer and op type) or compact (op-type totals and shape features, no indices); default workload, or the preset's."),
+    normalisation: Optional[str] = typer.Option(None, "--normalisation", help=NORMALISATION_HELP),
+    holdout: Optional[float] = typer.Option(None, "--holdout", help="Published pools: share held out (seeded) before the campaign and scored every fit, never queried (default 0.2; live: 0).", min=0.0, max=0.9),
     threshold: float = typer.Option(0.005, "--threshold", help="Validation MSE of every normalised measure to stop at.", min=0.0),
     seed: int = typer.Option(0, "--seed", help="Random seed (initial batch, folds, fits, random queries; live: pool and weights)."),
     initial: Optional[int] = typer.Option(None, "--initial", help=f"LHS samples of the initial batch (default 16; live: {LIVE_INITIAL}).", min=2),
     budget: Optional[int] = typer.Option(None, "--budget", help=f"Most evaluations in all (default: the whole pool; live: {LIVE_BUDGET}).", min=2),
     folds: int = typer.Option(5, "--folds", help="K of the K-fold validation.", min=2),
-    patience: int = typer.Option(5, "--patience", help="Consecutive fits below the threshold needed to stop (paper text: 1).", min=1),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Consecutive fits below the threshold needed to stop (default 5; paper text and --preset paper: 1).", min=1),
     store: Optional[Path] = typer.Option(None, "--store", help="SQLite campaign file: created, or resumed if it exists."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the final surrogates to this JSON file."),
     rig: Optional[Path] = typer.Option(None, "--rig", help="Live: rig.toml of the board (default: the virtual rig)."),
@@ -135,6 +161,14 @@ def run_command(
     spec = _device_spec(device)
     live = spec.kind != "published"
     name = spec.name if live else _published_device(device, "run")
+    chosen = _preset_settings(preset, regressor=regressor, features=features, patience=patience, normalisation=normalisation)
+    regressor, features, patience = chosen["regressor"], chosen["features"], chosen["patience"]
+    normalisation = chosen["normalisation"]
+    if live and normalisation == "authors":
+        raise typer.BadParameter(f"--normalisation authors divides by the authors' max_values.json; {spec.text} has none")
+    if live and holdout:
+        raise typer.BadParameter(f"--holdout: a live campaign on {spec.text} cannot score unmeasured architectures; leave it out")
+    holdout = 0.0 if live else (0.2 if holdout is None else holdout)
     _check_choice(regressor, tuple(REGRESSORS), "regressor")
     _check_choice(features, FEATURE_SETS, "feature set")
     if threshold <= 0:
@@ -154,7 +188,9 @@ def run_command(
     if budget is None and live:
         budget = max(LIVE_BUDGET, initial)
     with protran_errors():
-        config = LoopConfig(regressor, features, threshold, initial, budget, seed, folds, patience)
+        config = LoopConfig(
+            regressor, features, threshold, initial, budget, seed, folds, patience, holdout=holdout, normalisation=normalisation
+        )
     if not live:
         with protran_errors():
             evaluator = PublishedPoolEvaluator(name)
@@ -252,6 +288,12 @@ class _CountingEvaluator:
     def __len__(self) -> int:
         return len(self.inner)
 
+    def __getattr__(self, name: str):
+        """Everything else (``source``, ``authors_maxima``, ``describe``) is the wrapped evaluator's."""
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
 
 def _describe(evaluator) -> dict:
     describe = getattr(evaluator, "describe", None)
@@ -299,7 +341,8 @@ def _run_with_progress(evaluator, pool, config, store, truth, phase=None):
 
     from codesign.protran.loop import run_campaign
 
-    total = min(config.budget or len(pool), len(pool))
+    open_pool = len(pool) - (int(round(config.holdout * len(pool))) if truth is not None else 0)
+    total = min(config.budget or open_pool, open_pool)
     label = f"{evaluator.device} {config.regressor}"
     state = {"mse": "", "done": len(store.evaluations()) if store is not None else 0}
     with Progress(
@@ -335,20 +378,41 @@ def _run_with_progress(evaluator, pool, config, store, truth, phase=None):
 def _print_result(result) -> None:
     from codesign.protran.measures import MEASURE_SHORT, MEASURES
 
-    table = Table(title=f"{result.device}: {result.config.regressor} on {result.config.features} features")
-    for column in ("measure", "validation MSE", "never-queried MSE", "never-queried within +-10%"):
+    config = result.config
+    table = Table(
+        title=f"{result.device}: {config.regressor} on {config.features} features, {config.normalisation} normalisation"
+    )
+    columns = ("measure", "val MSE", "val mean", "val R^2", "held MSE", "held mean", "held R^2", "held +-10%")
+    for column in columns:
         table.add_column(column, justify="right")
-    held = result.unqueried or {}
+    last = result.history[-1]
+    held = result.held_out or {}
     for measure in MEASURES:
+        scores = held.get(measure, {})
         table.add_row(
             MEASURE_SHORT[measure],
             _fmt(result.val_mse[measure]),
-            _fmt(held.get("mse", {}).get(measure)),
-            "-" if not held else f"{100 * held['within_10pct'][measure]:.0f}%",
+            _fmt(last["val_mean_predictor_mse"][measure]),
+            _fmt(last["val_r2"][measure], 2),
+            _fmt(scores.get("mse")),
+            _fmt(scores.get("mean_predictor_mse")),
+            _fmt(scores.get("r2"), 2),
+            "-" if not scores else f"{100 * scores['within_10pct']:.0f}%",
         )
     Console().print(table)
     state = "converged" if result.converged else f"did not converge ({result.stop_reason})"
-    typer.echo(f"{result.samples} architectures evaluated; {state} at threshold {result.config.threshold:g}")
+    typer.echo(f"{result.samples} architectures evaluated; {state} at threshold {config.threshold:g} (patience {config.patience})")
+    typer.echo(
+        "val: 5-fold validation MSE on the evaluated architectures (the campaign's divisors); mean: the MSE of predicting "
+        "the training mean (val: the other folds' mean); R^2 = 1 - MSE / mean (below 0: worse than the mean)."
+    )
+    if held:
+        typer.echo(
+            f"held: {held['count']} architectures held out before the campaign (seed {config.seed}), never queried; "
+            "MSEs divided by the whole pool's maxima (comparable across campaigns)."
+        )
+    if result.units and "note" in result.units:
+        typer.echo(f"units: {result.units['note']}")
 
 
 def _save_model(path: Path, surrogates: dict, evaluator, regressor: str, features: str, maxima: dict, samples: int) -> None:
@@ -373,42 +437,94 @@ def compare_command(
     device: str = typer.Option(..., "--device", help="published:<device>."),
     regressors: str = typer.Option(ALL_REGRESSORS, "--regressors", help="Comma-separated regressors."),
     budget: int = typer.Option(32, "--budget", help="Samples of each learning curve (loop run without stopping).", min=2),
-    features: str = typer.Option("workload", "--features", help="Feature set of the learning curves."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Curve settings: paper (embedding, first-below stopping, the authors' normalisation) or ours (compact, patience 5, running maximum)."),
+    features: Optional[str] = typer.Option(None, "--features", help="Feature set of the learning curves (default workload, or the preset's)."),
+    normalisation: Optional[str] = typer.Option(None, "--normalisation", help=NORMALISATION_HELP),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Consecutive fits below the threshold that mark a curve's stop (default 5).", min=1),
     threshold: float = typer.Option(0.005, "--threshold", help="Threshold marked on the curves.", min=0.0),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     curves: bool = typer.Option(True, "--curves/--no-curves", help="Also run the loop of each regressor (Fig. 7)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (no progress bar)."),
 ) -> None:
-    """Held-out error (with and without workload features), calibration and learning curves per regressor."""
-    from codesign.protran.comparison import compare_regressors
+    """Whole-pool 5-fold error (embedding and the curves' features) with the mean predictor and R^2, calibration, learning curves."""
+    from codesign.protran.comparison import compare_regressors, compare_steps
     from codesign.protran.features import FEATURE_SETS
-    from codesign.protran.measures import MEASURES
+    from codesign.protran.measures import MEASURES, units_note
     from codesign.protran.surrogates import parse_regressors
 
     name = _published_device(device, "compare")
+    chosen_settings = _preset_settings(preset, features=features, patience=patience, normalisation=normalisation)
+    features = chosen_settings["features"]
+    settings = {"patience": chosen_settings["patience"], "normalisation": chosen_settings["normalisation"]}
     _check_choice(features, FEATURE_SETS, "feature set")
     with protran_errors():
         chosen = parse_regressors(regressors)
-        report = compare_regressors(name, chosen, budget, features, seed, threshold or 1e-12, curves)
+        if as_json or not _interactive():
+            report = compare_regressors(name, chosen, budget, features, seed, threshold or 1e-12, curves, **settings)
+        else:
+            report = _compare_with_progress(name, chosen, budget, features, seed, threshold or 1e-12, curves, settings, compare_steps(chosen, features, curves))
     if as_json:
         emit_json(report)
         return
-    table = Table(title=f"{name}: 5-fold held-out error over {report['pool']} published architectures")
-    for column in ("regressor", "features", "MSE lat/en/pp", "+-10% lat/en/pp", "1 sigma lat/en/pp", "2 sigma lat/en/pp", "first < threshold"):
+    table = Table(title=f"{name}: 5-fold error over all {report['pool']} published architectures (MSE of max-normalised values)")
+    for column in ("regressor", "features", "MSE lat/en/pp", "mean-pred. MSE", "R^2", "+-10%", "1 sigma", "2 sigma", "stop", "held-out MSE @stop"):
         table.add_column(column, justify="right")
     for regressor, entry in report["regressors"].items():
+        curve = entry.get("curve", {})
+        stop = curve.get("first_below_threshold")
+        at_stop = next((p for p in curve.get("points", []) if p["samples"] == stop), None) if stop else None
+        if not at_stop and curve.get("points"):
+            at_stop = curve["points"][-1]
         for feature_set, h in entry["holdout"].items():
-            first = entry.get("curve", {}).get("first_below_threshold") if feature_set == features else None
+            on_curve = feature_set == features and curves
             table.add_row(
                 regressor,
                 feature_set,
                 " ".join(f"{h['mse'][m]:.4f}" for m in MEASURES),
+                " ".join(f"{h['mean_predictor_mse'][m]:.4f}" for m in MEASURES),
+                " ".join(f"{h['r2'][m]:.2f}" for m in MEASURES),
                 " ".join(f"{100 * h['within_10pct'][m]:.0f}%" for m in MEASURES),
                 " ".join(f"{100 * h['coverage'][m]['within_1sigma']:.0f}%" for m in MEASURES),
                 " ".join(f"{100 * h['coverage'][m]['within_2sigma']:.0f}%" for m in MEASURES),
-                "" if feature_set != features or not curves else str(first or f"> {budget}"),
+                (str(stop) if stop else f"> {budget}") if on_curve else "",
+                " ".join(f"{at_stop['held_out_mse'][m]:.4f}" for m in MEASURES) if on_curve and at_stop and at_stop.get("held_out_mse") else "",
             )
     Console().print(table)
+    typer.echo(
+        f"stop: samples at which {settings['patience']} consecutive fits had every validation MSE below {threshold:g} "
+        f"({settings['normalisation']} normalisation); held-out: the fixed 20% split of the curve's campaign, divided by the pool maxima."
+    )
+    typer.echo(f"units: {units_note('published')['note']}")
+
+
+def _interactive() -> bool:
+    """Whether stderr is a terminal (progress bars only there)."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _compare_with_progress(name, regressors, budget, features, seed, threshold, curves, settings, steps):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from codesign.protran.comparison import compare_regressors
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(f"{name}: compare", total=steps)
+        started = {"count": 0}
+
+        def step(text: str) -> None:
+            if started["count"]:
+                bar.advance(task)
+            started["count"] += 1
+            bar.update(task, description=f"{name} {text}")
+
+        report = compare_regressors(name, regressors, budget, features, seed, threshold, curves, progress=step, **settings)
+        bar.update(task, completed=steps)
+    return report
 
 
 def _load_architectures(file: str) -> tuple[list, bool]:
@@ -490,15 +606,25 @@ def predict_command(
         for k, m in enumerate(MEASURES):
             row[m] = {"mean": float(predictions[m].mean[i] * maxima[k]), "std": float(predictions[m].std[i] * maxima[k])}
         rows.append(row)
+    from codesign.protran.measures import measure_labels, units_note
+
+    origin = "published" if spec.kind == "published" else "live"
     if as_json:
-        emit_json({"device": name, "features": features, **source, "predictions": rows[0] if single else rows})
+        emit_json({
+            "device": name, "features": features, **source, "origin": origin, "units": units_note(origin),
+            "predictions": rows[0] if single else rows,
+        })
         return
-    table = Table(title=f"{name}: predicted mean +- std")
-    for column in ("#", "latency s/seq", "energy J/seq", "peak power W"):
+    labels = measure_labels(origin)
+    what = "the authors' published measurements (per evaluation run)" if origin == "published" else "live measurements (per sequence)"
+    table = Table(title=f"{name}: predicted mean +- std, a surrogate of {what}")
+    for column in ("#", *(labels[m] for m in MEASURES)):
         table.add_column(column, justify="right")
     for i, row in enumerate(rows):
         table.add_row(str(i), *(f"{row[m]['mean']:.4g} +- {row[m]['std']:.2g}" for m in MEASURES))
     Console().print(table)
+    if origin == "published":
+        typer.echo(f"units: {units_note('published')['note']}")
 
 
 @protran_app.command("report")

@@ -207,3 +207,27 @@ def test_gp_linear_kernel_part_reads_the_whole_model_totals(features):
     model = make_surrogate("gpr", seed=0, features=features)
     assert [names[c] for c in model.linear_columns] == list(LINEAR_FEATURES)
     assert make_surrogate("gpr", seed=0, features="embedding").linear_columns is None
+
+
+def test_nn_warm_start_trains_a_quarter_of_the_epochs_and_predicts_as_well(synthetic):
+    """A campaign's next nn fit starts from the previous fit (full and per fold): 100 epochs instead of 400.
+
+    The warm fit on one more row must predict held-out rows about as well as a cold fit
+    on the same rows (within 25% in MSE), and its fold models chain from the same folds.
+    """
+    from codesign.protran.surrogates.neural import WARM_EPOCHS
+
+    X, y, Xt, yt = synthetic
+    folds = np.arange(41) % 5
+    with single_threaded_blas():
+        previous = make_surrogate("nn", seed=3).fit(X[:40], y[:40], folds=folds[:40])
+        warm = make_surrogate("nn", seed=4)
+        warm.warm_from(previous)
+        warm.fit(X[:41], y[:41], folds=folds)
+        cold = make_surrogate("nn", seed=4).fit(X[:41], y[:41], folds=folds)
+    assert warm.epochs_trained_ == WARM_EPOCHS == 100 and cold.epochs_trained_ == 400
+    assert all(m.epochs_trained_ == WARM_EPOCHS for m in warm.fold_models_.values()) and len(warm.fold_models_) == 5
+    assert all(m.previous is None for m in warm.fold_models_.values())  # no chain of old models kept alive
+    warm_mse = np.mean((warm.predict(Xt).mean - yt) ** 2)
+    cold_mse = np.mean((cold.predict(Xt).mean - yt) ** 2)
+    assert warm_mse <= 1.25 * cold_mse, (warm_mse, cold_mse)

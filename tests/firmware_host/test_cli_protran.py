@@ -31,7 +31,8 @@ def test_run_json_contract(capsys):
     assert data["samples"] == 18 and data["converged"] is False and data["stop_reason"] == "budget"
     assert set(data["val_mse"]) == {"latency_s", "energy_j", "peak_power_w"}
     assert [r["samples"] for r in data["history"]] == [16, 17, 18]
-    assert data["never_queried"]["count"] == 65 - 18
+    assert data["never_queried"]["count"] == 65 - 13 - 18 and data["held_out"]["count"] == 13  # 20% held out first
+    assert data["units"]["latency_s"].startswith("s per evaluation run") and set(data["val_r2"]) == set(data["val_mse"])
 
 
 def test_run_with_a_store_resumes_and_prints_a_table(capsys, tmp_path):
@@ -43,7 +44,8 @@ def test_run_with_a_store_resumes_and_prints_a_table(capsys, tmp_path):
     a, b = json.loads(first), json.loads(again)
     assert b["resumed"] is True and a["queried"] == b["queried"] and a["history"] == b["history"]
     code, out, _ = run_cli(capsys, "protran", "run", "--device", RPI, "--budget", "17", "--store", str(store))
-    assert code == 0 and "17 architectures evaluated" in out and "never-queried" in out
+    assert code == 0 and "17 architectures evaluated" in out and "held out before the campaign" in out
+    assert "per evaluation run" in out and "val R^2" in out
     code, _, err = run_cli(capsys, "protran", "run", "--device", RPI, "--budget", "17", "--store", str(store), "--regressor", "dt")
     assert code == 2 and "started with regressor='gpr', not 'dt'" in err
 
@@ -81,11 +83,13 @@ def test_compare_json_holds_both_feature_sets_and_curves(capsys):
     report = json.loads(out)
     assert set(report["regressors"]) == {"lr", "dt"}
     for entry in report["regressors"].values():
-        assert set(entry["holdout"]) == set(FEATURE_SETS)
+        assert set(entry["holdout"]) == {"embedding", "workload"}  # the paper's embedding and the curves' features
         for holdout in entry["holdout"].values():
             assert holdout["architectures"] == 17
             assert set(holdout["coverage"]["latency_s"]) == {"within_1sigma", "within_2sigma"}
-        assert [p["samples"] for p in entry["curve"]["points"]] == [16, 17]
+            assert set(holdout["r2"]) == set(holdout["mean_predictor_mse"]) == set(holdout["mse"])
+        # 3 of 17 are held out first: the 14 others cannot hold the initial batch of 16, and the report says so.
+        assert "curve" not in entry and "smaller than the initial batch of 16" in entry["curve_skipped"]
 
 
 def test_report_writes_figures_and_summary(capsys, tmp_path):

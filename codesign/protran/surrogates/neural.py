@@ -21,6 +21,18 @@ on the out-of-bag rows: each member's error on a row it did not see should have 
 variance ``s2 * var_m(x) + var_members(x)`` (a scalar recalibration on held-out data,
 in the spirit of Kuleshov et al. 2018). ``s2`` is clipped to ``[0.25, 100]``. The
 prediction is then ``mean_m mu_m`` with variance ``s2 * mean_m var_m + var_m mu_m``.
+
+**Warm start in a campaign** (:meth:`warm_from`). The loop adds one row per iteration,
+so refitting 5 members x (1 full + 5 fold) networks for 400 epochs from scratch each
+time was most of ``protran compare`` (136 of 345 s on the M1 CPU pool). A warm-started
+fit starts from the previous fit's weights (the full model from the full model, the
+fold-``k`` model from the fold-``k`` model: fold memberships never change, so nothing
+leaks) and trains ``warm_epochs`` (100) epochs on the NLL with a fresh Adam state and no
+mean-only warm-up (the means are already fitted). Input and target scalers are refitted
+on the grown data, which moves the inputs a little; 100 epochs absorb that. The
+previous weights are held in memory only (they are not stored in a campaign file), so
+the first fit after a resume is a cold fit: a resumed ``nn`` campaign is not
+bit-identical to an uninterrupted one (the GP's warm starts, which are stored, are).
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ LOG_VARIANCE_MIN = -9.0  # standardised-target log variance floor (sigma >= 1.1%
 LOG_VARIANCE_MAX = 3.0
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
+WARM_EPOCHS = 100  # epochs of a fit warm-started from the previous fit's weights (cold: ``epochs``, 400)
 RECALIBRATION_BOUNDS = (0.25, 100.0)  # clip of the out-of-bag variance factor
 PARAMETER_NAMES = ("w1", "b1", "w2", "b2", "w3", "b3")
 
@@ -66,6 +79,31 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
         self.bootstrap = bool(bootstrap)
+        self.previous: "HeteroscedasticEnsembleSurrogate | None" = None
+        self.fold_models_: dict[int, HeteroscedasticEnsembleSurrogate] = {}
+
+    def warm_from(self, previous: Surrogate) -> None:
+        """Start the next fit (and its fold fits) from ``previous``'s weights (same hyperparameters and inputs)."""
+        if isinstance(previous, HeteroscedasticEnsembleSurrogate) and previous.fitted_ and previous.members == self.members:
+            self.previous = previous
+
+    def _out_of_fold(self, X: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+        """Out-of-fold means from fold models, each warm-started from the previous fit's model of the same fold."""
+        if folds.shape[0] != X.shape[0]:
+            raise SurrogateError(f"{folds.shape[0]} fold ids for {X.shape[0]} rows")
+        out = np.empty(X.shape[0])
+        self.fold_models_ = {}
+        for fold in np.unique(folds):
+            held = folds == fold
+            model = self.clone(seed=self.seed + 1 + int(fold))
+            if self.previous is not None and int(fold) in self.previous.fold_models_:
+                model.warm_from(self.previous.fold_models_[int(fold)])
+            model.fit(X[~held], y[~held])
+            out[held] = model.predict(X[held]).mean
+            model.previous = None
+            self.fold_models_[int(fold)] = model
+        self.previous = None  # the chain goes one fit back only
+        return out
 
     def params(self) -> dict:
         return {
@@ -94,9 +132,10 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
 
     @staticmethod
     def _forward(weights: Mapping[str, np.ndarray], Z: np.ndarray) -> tuple[np.ndarray, ...]:
-        h1 = np.tanh(np.einsum("nd,mdh->mnh", Z, weights["w1"]) + weights["b1"][:, None, :])
-        h2 = np.tanh(np.einsum("mnh,mhk->mnk", h1, weights["w2"]) + weights["b2"][:, None, :])
-        out = np.einsum("mnk,mko->mno", h2, weights["w3"]) + weights["b3"][:, None, :]
+        # Batched matmuls (members first): 3-5x faster than the equivalent einsum calls on these small shapes.
+        h1 = np.tanh(np.matmul(Z, weights["w1"]) + weights["b1"][:, None, :])
+        h2 = np.tanh(np.matmul(h1, weights["w2"]) + weights["b2"][:, None, :])
+        out = np.matmul(h2, weights["w3"]) + weights["b3"][:, None, :]
         return h1, h2, out
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -105,7 +144,9 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
         Z = self.x_scaler.transform(X)
         t = self.y_scaler.transform(y[:, None]).ravel()
         n = Z.shape[0]
-        weights = self._init_weights(Z.shape[1])
+        warm = self.previous is not None and self.previous.weights["w1"].shape[1] == Z.shape[1]
+        weights = {k: v.copy() for k, v in self.previous.weights.items()} if warm else self._init_weights(Z.shape[1])
+        epochs, warmup = (min(WARM_EPOCHS, self.epochs), 0) if warm else (self.epochs, self.warmup)
         if self.bootstrap:
             rng = np.random.default_rng([self.seed, 1])
             counts = np.array([np.bincount(rng.integers(n, size=n), minlength=n) for _ in range(self.members)], dtype=float)
@@ -114,13 +155,13 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
         first = {k: np.zeros_like(v) for k, v in weights.items()}
         second = {k: np.zeros_like(v) for k, v in weights.items()}
         beta1, beta2 = ADAM_BETAS
-        for step in range(1, self.epochs + 1):
+        for step in range(1, epochs + 1):
             h1, h2, out = self._forward(weights, Z)
             mu, raw = out[..., 0], out[..., 1]
             log_var = np.clip(raw, LOG_VARIANCE_MIN, LOG_VARIANCE_MAX)
             error = mu - t[None, :]
             grad_out = np.zeros_like(out)
-            if step <= self.warmup:
+            if step <= warmup:
                 grad_out[..., 0] = error * counts / n
             else:
                 inv_var = np.exp(-log_var)
@@ -128,14 +169,14 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
                 inside = (raw > LOG_VARIANCE_MIN) & (raw < LOG_VARIANCE_MAX)
                 grad_out[..., 1] = 0.5 * (1.0 - error**2 * inv_var) * counts / n * inside
             grads = {
-                "w3": np.einsum("mnk,mno->mko", h2, grad_out),
+                "w3": np.matmul(h2.transpose(0, 2, 1), grad_out),
                 "b3": grad_out.sum(axis=1),
             }
-            d_h2 = np.einsum("mno,mko->mnk", grad_out, weights["w3"]) * (1.0 - h2**2)
-            grads["w2"] = np.einsum("mnh,mnk->mhk", h1, d_h2)
+            d_h2 = np.matmul(grad_out, weights["w3"].transpose(0, 2, 1)) * (1.0 - h2**2)
+            grads["w2"] = np.matmul(h1.transpose(0, 2, 1), d_h2)
             grads["b2"] = d_h2.sum(axis=1)
-            d_h1 = np.einsum("mnk,mhk->mnh", d_h2, weights["w2"]) * (1.0 - h1**2)
-            grads["w1"] = np.einsum("nd,mnh->mdh", Z, d_h1)
+            d_h1 = np.matmul(d_h2, weights["w2"].transpose(0, 2, 1)) * (1.0 - h1**2)
+            grads["w1"] = np.matmul(Z.T[None, :, :], d_h1)
             grads["b1"] = d_h1.sum(axis=1)
             for key in ("w1", "w2", "w3"):
                 grads[key] = grads[key] + self.weight_decay * weights[key]
@@ -146,6 +187,7 @@ class HeteroscedasticEnsembleSurrogate(Surrogate):
                 scale = np.sqrt(second[key] / (1 - beta2**step)) + ADAM_EPSILON
                 weights[key] = weights[key] - self.learning_rate * corrected / scale
         self.weights = weights
+        self.epochs_trained_ = epochs
         self.variance_scale = self._recalibration(Z, t, counts) if self.bootstrap else 1.0
 
     def _recalibration(self, Z: np.ndarray, t: np.ndarray, counts: np.ndarray) -> float:
