@@ -46,10 +46,23 @@ def create_board_cpufreq(root: str | Path | None, frequencies_khz: tuple[int, ..
     return EmulatedCpufreq.create(root, [PolicySpec(POLICY, tuple(range(cores)), tuple(frequencies_khz))])
 
 
+FREQUENCY_REFRESH_S = 0.005  # a frequency written to the tree takes effect within 5 ms
+
+
 def frequency_reader(access: EmulatedCpufreq, policy: str = POLICY) -> Callable[[], int]:
-    """A callable returning the policy's ``scaling_cur_freq`` in kHz (one small file read)."""
-    path = access.path(f"{CPUFREQ_DIR}/{policy}/scaling_cur_freq")
-    return lambda: int(path.read_text())
+    """A callable returning the policy's ``scaling_cur_freq`` in kHz, re-read at most every FREQUENCY_REFRESH_S."""
+    path = str(access.path(f"{CPUFREQ_DIR}/{policy}/scaling_cur_freq"))
+    cache = [-float("inf"), 0]
+
+    def current_khz() -> int:
+        now = time.monotonic()
+        if now - cache[0] >= FREQUENCY_REFRESH_S:
+            with open(path) as handle:
+                cache[1] = int(handle.read())
+            cache[0] = now
+        return cache[1]
+
+    return current_khz
 
 
 STOP_WAIT_S = 0.05  # longest wait for SIGSTOP to take effect

@@ -166,7 +166,9 @@ class ActivityPower:
 
     def _prune(self) -> None:
         cut = bisect.bisect_left(self._t, self._t[-1] - self.history_s)
-        cut = min(cut, self._run_start, len(self._t) - 2)
+        cut = min(cut, len(self._t) - 2)
+        if self._stopped or self._held[-1] is not None or self._run_start > 0:
+            cut = min(cut, self._run_start)  # keep the current run phase: hold() averages over it
         if cut > 0:
             for series in (self._t, self._ns, self._khz, self._held, self._board_ns):
                 del series[:cut]

@@ -1,23 +1,24 @@
-"""Nanosecond CPU time of a process tree, from ``/proc/<pid>/task/<tid>/schedstat``.
+"""Nanosecond CPU time of a process tree, from each process's CPU-time clock.
 
-The first field of a task's ``schedstat`` is the time it has spent on a CPU, in
-nanoseconds (``se.sum_exec_runtime``; present wherever the kernel has CONFIG_SCHED_INFO,
-which every distribution kernel and Raspberry Pi OS enable). ``/proc/<pid>/schedstat``
-is the *main thread only* (checked here: a process whose second thread spun 600 ms
-showed 330 ms there and 930 ms in ``/proc/<pid>/stat``), so the tree's time is the sum
-over every thread of every descendant (onnxruntime's intra-op pool included).
-``utime``/``stime`` in ``/proc/<pid>/stat`` do cover all threads, but in clock ticks of
-10 ms: the quantisation this module exists to avoid.
+For every descendant of the followed pid this reads the kernel's per-process CPU clock,
+``clock_gettime(MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED))`` (what
+``clock_getcpuclockid(pid)`` returns; the clock id is ``(~pid << 3) | 2``): nanoseconds
+on CPU of *all* its threads, exited ones included, brought up to date for a thread
+running right now; one system call (~0.5 us). The alternatives are worse:
+
+* ``/proc/<pid>/schedstat`` (first field, ns) is the *main thread only* (checked here: a
+  process whose second thread spun 600 ms showed 330 ms there and 930 ms on its CPU
+  clock), ``/proc/<pid>/task/<tid>/schedstat`` loses an exited thread's time, and both
+  are updated only at the scheduler's tick while a thread runs (up to 4 ms stale);
+* ``utime``/``stime`` in ``/proc/<pid>/stat`` cover all threads but in 10 ms clock ticks
+  (the quantisation the old virtual rig suffered from).
 
 Descendants are found from the parent pid in ``/proc/<pid>/stat`` of every process,
 classified once per pid (``/proc/<pid>/task/<tid>/children`` would be cheaper, but it
-needs CONFIG_PROC_CHILDREN, which many kernels lack), so a scan costs one directory
-listing of ``/proc`` plus the new pids; the tree and its threads are re-listed every
-``rescan_s`` (5 ms), the known threads' counters read on every call (~10 us each), so a
-new process or thread counts from at most 5 ms after it starts (its earlier time is
-then counted at once). A thread or process that exits keeps the last
-value seen (its time after the last read, under one read interval, is lost; a process
-does not hand its threads' schedstat time to anyone readable).
+needs CONFIG_PROC_CHILDREN, which many kernels, this one included, lack); the tree is
+re-listed every ``rescan_s`` (20 ms; listing ``/proc`` costs ~0.1 ms), so a new process counts from at most 20 ms after it
+starts (its earlier time is then counted at once). A process that exits keeps the last
+value read (its time after that read, under one read interval, is lost).
 """
 
 from __future__ import annotations
@@ -36,28 +37,27 @@ def _ppid(proc: str, pid: int) -> int | None:
     return int(text.rsplit(b")", 1)[1].split()[1])  # the field after the state
 
 
-def _task_ns(proc: str, pid: int, tid: str) -> int | None:
+def process_cpu_ns(pid: int) -> int | None:
+    """CPU time of every thread of ``pid`` so far, ns (None when it is gone or not ours to read)."""
     try:
-        with open(f"{proc}/{pid}/task/{tid}/schedstat", "rb") as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
+        return time.clock_gettime_ns(((~pid) << 3) | 2)  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    except OSError:
         return None
 
 
 class ProcessTreeCpu:
-    """Cumulative CPU time in ns of every thread of ``root_pid``'s descendants (the root itself excluded)."""
+    """Cumulative CPU time in ns of ``root_pid``'s descendants, all their threads (the root itself excluded)."""
 
-    def __init__(self, root_pid: int | None = None, proc: str = "/proc", rescan_s: float = 0.005) -> None:
+    def __init__(self, root_pid: int | None = None, proc: str = "/proc", rescan_s: float = 0.02) -> None:
         self.root_pid = root_pid if root_pid is not None else os.getpid()
         self.proc = proc
-        self.rescan_s = rescan_s  # how often the tree's processes and threads are re-listed
-        self._threads: list[tuple[int, str]] = []
+        self.rescan_s = rescan_s  # how often the tree's processes are re-listed
         self._refreshed = -float("inf")
         self._lock = threading.Lock()
         self._members: set[int] = set()  # descendants seen alive at the last scan
         self._others: set[int] = set()  # pids known not to descend from the root
-        self._tasks: dict[tuple[int, str], int] = {}  # (pid, tid) -> last ns seen
-        self._gone_ns = 0  # time of tasks that have exited since
+        self._tasks: dict[int, int] = {}  # pid -> last ns read
+        self._gone_ns = 0  # time of processes that have exited since
         self.baseline_ns = 0
         self.baseline_ns = self.read_ns()  # work done before this object existed does not count
 
@@ -85,30 +85,19 @@ class ProcessTreeCpu:
         with self._lock:
             return sorted(self._scan())
 
-    def _refresh(self) -> None:
-        """Re-list the tree's processes and their threads."""
-        members = self._scan()
-        threads: list[tuple[int, str]] = []
-        for pid in members:
-            try:
-                threads.extend((pid, tid) for tid in os.listdir(f"{self.proc}/{pid}/task"))
-            except OSError:
-                continue  # exited between the scan and now
-        self._threads = threads
-        self._refreshed = time.monotonic()
-
     def read_ns(self) -> int:
         """CPU time of the tree since this object was made, in ns."""
         with self._lock:
             if time.monotonic() - self._refreshed >= self.rescan_s:
-                self._refresh()
-            seen: dict[tuple[int, str], int] = {}
-            for pid, tid in self._threads:
-                ns = _task_ns(self.proc, pid, tid)
+                self._scan()
+                self._refreshed = time.monotonic()
+            seen: dict[int, int] = {}
+            for pid in self._members:
+                ns = process_cpu_ns(pid)
                 if ns is not None:
-                    seen[(pid, tid)] = ns
-            for key, ns in self._tasks.items():
-                if key not in seen or seen[key] < ns:  # exited (or its pid was reused by a new task)
+                    seen[pid] = ns
+            for pid, ns in self._tasks.items():
+                if pid not in seen or seen[pid] < ns:  # exited (or its pid was reused by a new process)
                     self._gone_ns += ns
             self._tasks = seen
             return self._gone_ns + sum(seen.values()) - self.baseline_ns

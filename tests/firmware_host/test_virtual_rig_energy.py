@@ -1,4 +1,4 @@
-"""The one activity-to-power model: energy follows CPU time through the emulated INA219, on a simulated clock."""
+"""The one activity-to-power model on the virtual rig: energy follows CPU time through the emulated INA219, on a simulated clock."""
 
 from __future__ import annotations
 
