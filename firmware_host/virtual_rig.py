@@ -42,7 +42,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-READ_DELAY_S = 0.01  # the board's INA219 converts this long in the past (see virtual_board_sensor)
+READ_DELAY_S = 0.0  # how far in the past the board's INA219 converts (see supply_sensor)
 SMOOTHING_S = 0.003  # the supply is the board's mean busy cores over 3 ms (>= 3 sample intervals at 1 kHz)
 
 
@@ -86,19 +86,19 @@ def board_model(name: str) -> BoardModel:
 
 def supply_sensor(activity: ActivityPower, rate_hz: float, name: str, address: int = 0x40,
                   clock: Callable[[], float] = time.monotonic, timing: Any = None) -> Any:
-    """The real INA219 driver on an emulated chip whose supply follows ``activity``, READ_DELAY_S behind ``clock``.
+    """The real INA219 driver on an emulated chip whose supply follows ``activity`` (on ``clock``, READ_DELAY_S behind).
 
-    Why the delay: the sampler shares this machine's CPUs with the runner, so it tends to
-    run just when the runner is preempted; sampling the board's power *now* would then
-    see it idle more often than it is (the old rig read 0 busy cores in 21% of polls).
-    The chip and its driver run on a clock READ_DELAY_S (10 ms) behind, so each sample
-    describes the board 10 ms ago, long enough for the scheduler's slices to decorrelate,
-    stamped with the time it describes (runner markers and samples stay aligned; samples
-    simply reach the ring 10 ms late). Each value is the board's mean busy cores over
-    SMOOTHING_S centred on the sample's stamp (``lead_s``: from the shunt conversion's
-    middle, when the chip asks, to the conversion end, where the driver stamps): smooth at
-    the sample scale, so the trapezoid over samples integrates it, and 3 ms wide, so a
-    step in activity loses SMOOTHING_S / 4 = 0.75 ms of energy per edge pair at most.
+    Each value is the board's mean busy cores over SMOOTHING_S (3 ms) centred on the
+    sample's stamp (``lead_s``: from the shunt conversion's middle, when the chip asks,
+    to the conversion end, where the driver stamps it): smooth at the sample scale, so
+    the trapezoid over irregular samples integrates it (the sampler shares the CPUs with
+    the runner and runs late just when the runner runs; point values of the raw busy
+    signal read 0 busy cores in 21% of the old rig's polls), and at most 0.75 ms of
+    energy lost per activity step (SMOOTHING_S / 4). The part of the window after the
+    latest CPU-time reading (~1.9 ms) is extrapolated at the latest reading interval's
+    rate. READ_DELAY_S = 0: a delay would let the model see that part too (tried: 10 ms,
+    no better on this machine), but samples would reach the ring late, and the host
+    queries a block's window as soon as the runner reports, so its end would be uncovered.
 
     The emulated I2C bus is instantaneous by default (``timing=None``; pass an
     ``I2CTiming`` for modelled transaction times): the virtual board's subject is its
@@ -111,7 +111,7 @@ def supply_sensor(activity: ActivityPower, rate_hz: float, name: str, address: i
     from sensors.ina219.emulator import EmulatedI2CBus, EmulatedINA219, from_power
 
     model = activity.board
-    board_time = lambda: clock() - READ_DELAY_S  # noqa: E731
+    board_time = (lambda: clock() - READ_DELAY_S) if READ_DELAY_S else clock
     chip = EmulatedINA219(from_power(activity, model.supply_v), shunt_ohms=0.1, clock=board_time)
     max_a = model.power_w(model.cores, model.top_khz) / model.supply_v * 1.5
     sensor = INA219Sensor(
