@@ -11,20 +11,20 @@ draw ``load_w``::
 :class:`ActivityPower` drives it from a cumulative CPU-time source (ns): the process
 tree of the runner (:class:`sensors.ina219.cpu_time.ProcessTreeCpu`) or the whole
 machine (:class:`sensors.ina219.cpu_time.MachineCpu`). It keeps a history of
-``(time, CPU ns, frequency)`` readings and answers the emulated INA219's question "power
-at time t" from the reading interval that contains t: busy cores there = CPU time
-delta / wall time delta. Asked for a t later than the last reading, it reads the CPU
-time now (on demand, in the caller's thread), so the interval ``(last, now]`` holds t.
-The integral of the answers is therefore ``idle x T + W-per-core x CPU time``: energy
-follows CPU time exactly, with no 10 ms tick quantisation.
+``(time, CPU ns, frequency)`` readings, taken when asked (at most every ``min_poll_s``),
+and answers the emulated INA219's question "power at time t" with the board's mean busy
+cores over ``window_s`` centred on ``t + lead_s`` (cumulative CPU time interpolated
+linearly between readings). The integral of the answers is ``idle x T + W-per-core x
+CPU time`` except at activity steps: energy follows CPU time, with no 10 ms tick
+quantisation.
 
-**Lag.** None beyond the interval: the power at t is the mean over the reading
-interval holding t, which ends when the sensor asks (at most one conversion period
-after t, ~1 ms at 1 kHz), so an edge of activity is smeared over at most that
-interval, never shifted by a poll period. A source with a coarse resolution
-(``min_poll_s`` > 0, e.g. ``/proc/stat`` ticks) is read at most every ``min_poll_s``;
-between readings the last interval's value is held (extrapolated), which lags by up
-to ``min_poll_s``.
+**Lag.** None on average: the window is centred on the time asked for (``lead_s``
+moves it from when the chip samples to when its driver stamps the sample). The part of
+the window after the latest reading (``window_s / 2 + lead_s``, ~1.9 ms on the virtual
+rig) is extrapolated at the latest interval's rate, so an activity step is smeared over
+``window_s`` (3 ms on the virtual rig: SMOOTHING_S / 4 = 0.75 ms of energy per step pair
+at most). A source with a coarse resolution (``min_poll_s`` > 0, e.g. ``/proc/stat``
+ticks) is read at most every ``min_poll_s``; its values then lag by up to that.
 
 **Duty-cycled work** (the virtual rig's emulated DVFS stops the runner for part of each
 cycle so it runs at f / f_max of this machine's speed): a board at a lower frequency is
