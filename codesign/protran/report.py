@@ -509,7 +509,20 @@ def figure_lines(summary: dict) -> list[str]:
         lines.append(f"- `{name}`: " + facts["title"].replace("\n", " "))
         for panel in facts["panels"]:
             lines.append(
-                f"  - {panel['title'] or 'panel'}: x {panel['xlabel']} {panel['xlim'][0]:.3g} to {panel['xlim'][1]:.3g}"
-                f" ({panel['xscale']}), y {panel['ylabel']} {panel['ylim'][0]:.3g} to {panel['ylim'][1]:.3g} ({panel['yscale']})"
+                f"  - {panel['title'] or 'panel'}: x {panel['xlabel']} {_axis_span(panel, 'x')}, "
+                f"y {panel['ylabel']} {_axis_span(panel, 'y')}"
             )
     return lines
+
+
+def _axis_span(panel: dict, axis: str) -> str:
+    """``a to b (scale)``, or ``categories first, ..., last`` for an axis whose tick labels name categories (Fig. 13)."""
+    ticks = panel[f"{axis}ticks"]
+    try:
+        numeric = all(abs(float(text.replace("\u2212", "-")) - value) <= 1e-6 * max(1.0, abs(value)) for value, text in ticks)
+    except ValueError:
+        numeric = False
+    if ticks and not numeric:
+        return "categories " + ", ".join(text for _, text in ticks)
+    low, high = panel[f"{axis}lim"]
+    return f"{low:.3g} to {high:.3g} ({panel[f'{axis}scale']})"

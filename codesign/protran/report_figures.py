@@ -17,7 +17,8 @@ Choices (issue #12, "figures a reviewer would accept"):
   ``EDGE_MARGIN``), so tests and ``summary.json`` can check it.
 * **Counts get integer ticks** (Fig. 7's evaluated architectures). An axis is logarithmic
   only when its values span more than ``LOG_AXES_ABOVE_RATIO`` (10x), and then has labels
-  at 1, 2 and 5 per decade: any span of 10x holds at least three of them.
+  at 1, 2 and 5 per decade: any span of 10x holds at least three of them (beyond
+  ``MAX_DECADES_FOR_125`` decades, at powers of ten only, so labels do not overlap).
 * **Fig. 13 is a grid of the (median hidden size, layers) cells that exist**: one cell
   per pair present among the predicted architectures, coloured by the mean prediction of
   its architectures; no colour between layer counts that no architecture has (a
@@ -45,6 +46,7 @@ AXIS_PADDING = 0.06  # margin beyond the outermost points, as a fraction of the 
 EDGE_MARGIN = 0.01  # a point closer to an edge than this fraction of the span counts as clipped
 ORIGINS = ("emulated", "measured", "published")
 LIVE_UNITS = {"latency_s": ("ms/seq", 1e3), "energy_j": ("mJ/seq", 1e3), "peak_power_w": ("W", 1.0)}
+MAX_DECADES_FOR_125 = 3.0  # log axes spanning more decades are labelled at powers of ten only (still >= 3 labels)
 MAX_CATEGORY_LABELS = 12  # Fig. 13 labels every k-th median hidden size beyond this many columns
 
 
@@ -105,11 +107,13 @@ def padded_limits(values: np.ndarray, logarithmic: bool, padding: float = AXIS_P
     return low - padding * span, high + padding * span
 
 
-def use_log_ticks(axis) -> None:
-    """Labelled ticks at 1, 2 and 5 per decade on a log axis, without crowded minor labels."""
+def use_log_ticks(axis, low: float, high: float) -> None:
+    """Labelled ticks at 1, 2 and 5 per decade on a log axis from ``low`` to ``high`` (only at powers of ten beyond
+    ``MAX_DECADES_FOR_125`` decades, where 1-2-5 labels would overlap), without crowded minor labels."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    decades = np.log10(high / low) if low > 0 and high > low else 1.0
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= MAX_DECADES_FOR_125 else (1.0,)))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -234,10 +238,11 @@ def plot_learning_curves(curves: dict, threshold: float, path: Path, title: str)
         ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
         values = np.array(values)
         logarithmic = values.min() > 0 and values.max() / values.min() > LOG_AXES_ABOVE_RATIO
+        limits = padded_limits(values, logarithmic)
         if logarithmic:
             ax.set_yscale("log")
-            use_log_ticks(ax.yaxis)
-        ax.set_ylim(*padded_limits(values, logarithmic))
+            use_log_ticks(ax.yaxis, *limits)
+        ax.set_ylim(*limits)
         ax.set_xlim(*padded_limits(np.array(all_samples, dtype=float), False))
         use_count_ticks(ax.xaxis)
         ax.set_xlabel("evaluated architectures")
@@ -278,8 +283,8 @@ def plot_predicted_vs_measured(oof: dict, origin: str, path: Path, title: str) -
         if logarithmic:
             ax.set_xscale("log")
             ax.set_yscale("log")
-            use_log_ticks(ax.xaxis)
-            use_log_ticks(ax.yaxis)
+            use_log_ticks(ax.xaxis, low, high)
+            use_log_ticks(ax.yaxis, low, high)
         ax.set_xlim(low, high)
         ax.set_ylim(low, high)
         inside = float(np.mean(np.abs(y - m) <= s))
@@ -350,7 +355,7 @@ def plot_depth_width(
         ax.scatter(px, py, c=values[:, i], norm=norm, cmap="viridis", edgecolors="white", linewidths=0.8, s=30, zorder=3)
         bar = fig.colorbar(mesh, ax=ax, label=measure_label(measure, origin))
         if isinstance(norm, LogNorm):
-            use_log_ticks(bar.ax.yaxis)
+            use_log_ticks(bar.ax.yaxis, low, high)
         ax.set_xticks(range(0, len(widths), label_every), [f"{widths[k]:g}" for k in range(0, len(widths), label_every)])
         ax.set_yticks(range(len(depths)), [str(d) for d in depths])
         ax.set_xlim(-0.5, len(widths) - 0.5)
@@ -387,10 +392,11 @@ def plot_pareto(frontiers: dict, origin: str, path: Path, title: str, informativ
             costs.extend(cost.tolist())
             gains.extend(glue.tolist())
         logarithmic = bool(costs) and min(costs) > 0 and max(costs) > LOG_AXES_ABOVE_RATIO * min(costs)
+        limits = padded_limits(np.array(costs), logarithmic)
         if logarithmic:
             ax.set_xscale("log")
-            use_log_ticks(ax.xaxis)
-        ax.set_xlim(*padded_limits(np.array(costs), logarithmic))
+            use_log_ticks(ax.xaxis, *limits)
+        ax.set_xlim(*limits)
         ax.set_ylim(*padded_limits(np.array(gains), False))
         ax.set_xlabel(f"predicted {measure_label(measure, origin)}")
         ax.set_ylabel("predicted GLUE score")
