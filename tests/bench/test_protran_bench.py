@@ -35,30 +35,32 @@ def test_protran_bench_reports_every_device_asked_for():
         check=True,
     )
     report = json.loads(result.stdout)
-    assert report["regressors"] == ["gpr"] and report["features"] == "compact"
+    assert "gbdt" in report["recipe"] and "gpr" in report["ours"]
     devices = {d["device"]: d for d in report["devices"]}
     assert set(devices) == {"npu_ncs_b1_r1", "gpu_jetson-nano_b1_r1"}
     for device, pool in (("npu_ncs_b1_r1", 17), ("gpu_jetson-nano_b1_r1", 18)):
         row = devices[device]
-        assert row["pool"] == pool and row["seeds"] == 1 and len(row["runs"]) == 1 and row["regressor"] == "gpr"
-        assert row["paper_samples"] in (21, 22)
+        assert row["pool"] == pool and row["seeds"] == 1 and len(row["runs"]) == 1
+        assert row["paper_samples"] in (21, 22) and row["held_out"] == round(0.2 * pool)
         run = row["runs"][0]
-        assert 16 <= run["samples"] <= pool
-        assert run["converged"] == (run["stop_reason"] == "converged")
+        assert 2 <= run["recipe_samples"] <= pool - row["held_out"]
+        for side in ("recipe", "ours", "random"):
+            assert 0 <= row[side]["within_1sigma"] <= row[side]["within_2sigma"] <= 1
+            assert row[side]["mse"] > 0 and row[side]["median_relative_error"] > 0
         assert set(row["pool_5fold_mse"]) == set(row["gamma_noise"]) == set(row["pool_variance"]) == MEASURES
         # The published data measure no architecture twice: no repeat-based floor exists.
         assert row["repeated_architectures"] == 0 and row["repeat_variance"] is None
         assert all(0 <= row["gamma_noise"][m] <= 2 * row["pool_variance"][m] + 1e-12 for m in MEASURES)
 
 
-def test_bench_refuses_an_unknown_regressor_with_exit_code_2():
+def test_bench_refuses_an_unknown_device_with_exit_code_2():
     result = subprocess.run(
-        [sys.executable, str(BENCH / "protran_bench.py"), "--devices", "npu_ncs_b1_r1", "--regressors", "xgb"],
+        [sys.executable, str(BENCH / "protran_bench.py"), "--devices", "npu_xyz_b1_r1"],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert result.returncode == 2 and "unknown regressor 'xgb'" in result.stderr
+    assert result.returncode == 2 and "unknown devices" in result.stderr
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.1, 0.2])
@@ -77,14 +79,3 @@ def test_gamma_test_recovers_a_known_noise_variance(noise):
         assert estimate < 0.003
     else:
         assert 0.8 * noise**2 <= estimate <= 1.25 * noise**2, (estimate, noise**2)
-
-
-def test_best_regressor_is_chosen_by_converged_runs_then_samples():
-    best_row = _bench_module().best_row
-    floor = {"latency_s": 0.01, "energy_j": 0.01, "peak_power_w": 0.01}
-    rows = [
-        {"regressor": "a", "converged_runs": 3, "mean_samples_converged": 40.0, "mean_samples_all": 50.0, "pool_5fold_mse": floor},
-        {"regressor": "b", "converged_runs": 4, "mean_samples_converged": 60.0, "mean_samples_all": 62.0, "pool_5fold_mse": floor},
-        {"regressor": "c", "converged_runs": 4, "mean_samples_converged": 55.0, "mean_samples_all": 60.0, "pool_5fold_mse": floor},
-    ]
-    assert best_row(rows)["regressor"] == "c"
