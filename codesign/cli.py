@@ -307,10 +307,12 @@ def published_list(as_json: bool = typer.Option(False, "--json", help="Print JSO
             )
         glue = load_glue()
     if as_json:
-        emit_json({"devices": rows, "glue_architectures": len(glue)})
+        from codesign.protran.measures import units_note
+
+        emit_json({"devices": rows, "glue_architectures": len(glue), "units": units_note("published")})
         return
     table = Table(title="Published ProTran measurements (BSD-3, Tuli & Jha)")
-    for column in ("device", "batch", "architectures", "max latency s/seq", "max energy J/seq", "max peak W"):
+    for column in ("device", "batch", "architectures", "max_values.json latency s/run", "energy J/run", "peak W"):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(
@@ -323,3 +325,6 @@ def published_list(as_json: bool = typer.Option(False, "--json", help="Print JSO
         )
     Console().print(table)
     typer.echo(f"GLUE scores: {len(glue)} fully pre-trained architectures")
+    from codesign.protran.measures import PUBLISHED_NOTE
+
+    typer.echo(f"units: {PUBLISHED_NOTE}; the maxima are the authors' normalisation divisors (max_values.json), not the data's")

@@ -131,3 +131,18 @@ def test_packaged_copies_equal_the_shared_originals(shared_published: Path):
     originals += [Path("glue/dataset.json"), Path("design_space.yaml"), *map(Path, LICENSE_FILES)]
     for relative in originals:
         assert filecmp.cmp(shared_published / relative, root / relative, shallow=False), relative
+
+
+def test_published_rpi_latencies_are_whole_run_times_on_0_8_s_steps():
+    """The reading behind PUBLISHED_UNIT: RPi latencies are whole-process times on ~0.80 s steps, >= 4 s each."""
+    import numpy as np
+
+    from codesign.protran.measures import PUBLISHED_UNIT, units_note
+    from codesign.published import load_device
+
+    latency = np.sort([m.latency_s for m in load_device("cpu_rpi_b1_r1").measurements])
+    assert latency[0] > 4.0 and latency[-1] > 60.0  # BERT-Tiny-sized models take seconds: not per sequence
+    steps = (latency - latency[0]) / 0.80
+    on_lattice = np.abs(steps - np.round(steps)) < 0.05  # within 40 ms of 4.01 s + k * 0.80 s
+    assert on_lattice[latency < 20].mean() > 0.9, latency[~on_lattice]
+    assert PUBLISHED_UNIT["latency_s"].startswith("s per evaluation run") and "not per-sequence" in units_note("published")["note"]
