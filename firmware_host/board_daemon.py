@@ -12,8 +12,10 @@ A rig's sensor says where its daemon runs (``runs_on``):
   the sensor spec's ``daemon_token`` authenticates the host.
 
 Either way :class:`BoardDaemon` offers ``daemon`` (the query surface: ``sensors``,
-``interval_s``, ``window``, ``add_event``), ``address`` and ``trace`` (a path, or
-``HOST:PORT:PATH`` for a trace kept on the sensor host).
+``interval_s``, ``window``, ``add_event``), ``address``, ``trace`` (a path, or
+``HOST:PORT:PATH`` for a trace kept on the sensor host) and ``channel``: the sensor
+channel the spec's ``channel`` names, the one whose energy is integrated (through its
+rail's energy counter where the sensor has one).
 """
 
 from __future__ import annotations
@@ -29,14 +31,32 @@ REALTIME_PRIORITY = 10  # SCHED_FIFO priority of the sampling thread where permi
 
 
 def open_sensor(spec: Any, board: Any, follow_pid: Optional[int] = None) -> Any:
-    """Open a rig sensor in this process (a virtual board's follows ``follow_pid``'s children)."""
-    if spec.kind == "virtual-board":
+    """Open a rig sensor in this process (a virtual board's follows ``follow_pid``'s children).
+
+    Every registered kind goes through the one factory the sensor CLI uses
+    (``sensors.registry.open_sensor``): the spec's params as given, its name, and its
+    rate only for kinds that convert at a chosen rate.
+    """
+    from firmware_host.rig import VIRTUAL_BOARD
+
+    if spec.kind == VIRTUAL_BOARD:
         from firmware_host.virtual_rig import board_model, virtual_board_sensor
 
         return virtual_board_sensor(board_model(board.model or "rpi4"), spec.rate_hz, spec.name, root_pid=follow_pid)
-    from sensors.registry import create_sensor
+    from sensors.registry import open_sensor as open_registered
 
-    return create_sensor(spec.kind, rate_hz=spec.rate_hz, name=spec.name, **dict(spec.params))
+    return open_registered(spec.kind, spec.params, name=spec.name, rate_hz=spec.rate_hz)
+
+
+def energy_channel(spec: Any, info: Any) -> str:
+    """The sensor channel a spec's ``channel`` names (its energy is what a profile measures); RigError if none or ambiguous."""
+    from firmware_host.rig import RigError
+    from sensors.energy import energy_plan
+
+    try:
+        return energy_plan(info.channels, info.counters, spec.channel, info.interval_averages).channel
+    except KeyError as error:
+        raise RigError(f"sensor {spec.name!r}: channel {spec.channel!r}: {error.args[0]}") from None
 
 
 class BoardDaemon:
@@ -53,6 +73,11 @@ class BoardDaemon:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
             self.trace = str(folder / f"profile-{board.name}-{stamp}.ettrace")
             self.sensor = open_sensor(spec, board, follow_pid)
+            try:
+                self.channel = energy_channel(spec, self.sensor.info)
+            except Exception:
+                self.sensor.close()
+                raise
             from sensors.daemon import SamplingDaemon
 
             self.local = SamplingDaemon([self.sensor], spec.rate_hz, ring_seconds=RING_SECONDS, record_path=self.trace,
@@ -67,6 +92,7 @@ class BoardDaemon:
             if not any(s.info.name == spec.name for s in self.daemon.sensors):
                 names = ", ".join(s.info.name for s in self.daemon.sensors)
                 raise ValueError(f"sensor {spec.name!r}: the daemon at {spec.runs_on} has no such sensor (it has {names})")
+            self.channel = energy_channel(spec, next(s.info for s in self.daemon.sensors if s.info.name == spec.name))
             record = self.daemon.status().get("record_path")
             self.trace = f"{spec.runs_on}:{record}" if record else f"{spec.runs_on}:(not recording)"
 

@@ -91,10 +91,13 @@ def item_key(item: CampaignItem, board: Any, options: ProfileOptions) -> Measure
     return MeasurementKey(item.model_key, board.name, options.runtime or board.runtime, board.device, options.batch or board.batch, 0)
 
 
+RESUMABLE_OPTIONS = ("run_timeout_s", "min_coverage")  # limits and quality gates, not what is measured: a resume may change them
+
+
 def campaign_config(items: Sequence[CampaignItem], rig: Any, options: ProfileOptions) -> dict:
     """What must not change between a campaign and its resumption."""
     return {"kind": "measurement campaign", "items": [[i.model_key, i.board] for i in items], "rig": rig.source,
-            "options": {k: v for k, v in asdict(options).items() if k != "run_timeout_s"}}
+            "options": {k: v for k, v in asdict(options).items() if k not in RESUMABLE_OPTIONS}}
 
 
 def _reason(error: BaseException) -> str:

@@ -52,6 +52,8 @@ def run_campaign_command(
     warmup: int = typer.Option(3, "--warmup", help="Warm-up runs.", min=0),
     idle_s: float = typer.Option(1.0, "--idle-s", help="Idle window for the baseline, seconds.", min=0.0),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
+    min_coverage: float = typer.Option(0.95, "--min-coverage", min=0.01, max=1.0,
+                                       help="Share of each window the sensor's samples must cover; below it a repeat is measured again, then the item fails."),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -66,7 +68,7 @@ def run_campaign_command(
         for board in chosen:
             inventory.board(board)
         items = plan(files, chosen)
-    options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, seed=seed)
+    options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, seed=seed, min_coverage=min_coverage)
     dispatch = _scheduler(scheduler, inventory, insecure)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # systemd stop: finish the current item, keep the rest pending

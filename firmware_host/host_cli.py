@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+MIN_COVERAGE = 0.95  # default of --min-coverage (firmware_host.profile.MIN_COVERAGE; not imported here so the CLI starts fast)
+
 rig_app = typer.Typer(help="The rig inventory: boards, sensors, how the host reaches them.", no_args_is_help=True)
 
 
@@ -116,7 +118,7 @@ def _check_boards(inventory, scheduler: str, insecure: bool = False) -> list[dic
 
 def _check_sensors(inventory) -> list[dict]:
     """One row per sensor: a fresh reading here, or its daemon answering with the sensor listed."""
-    from firmware_host.board_daemon import open_sensor
+    from firmware_host.board_daemon import energy_channel, open_sensor
 
     rows = []
     for spec in inventory.sensors:
@@ -131,13 +133,16 @@ def _check_sensors(inventory) -> list[dict]:
                              "detail": f"daemon at {spec.runs_on} samples {', '.join(names)} at {client.rate_hz:g} Hz" if ok else f"daemon at {spec.runs_on} has no sensor {spec.name!r} (it has {', '.join(names)})"})
                 continue
             sensor = open_sensor(spec, inventory.board(spec.measures))
-            time.sleep(3 * sensor.info.update_interval_s)  # one conversion, so the read is fresh
-            sample = sensor.read()
-            rows.append({"what": f"sensor {spec.name}", "ok": True, "detail": f"{sensor.info.provenance}, {spec.channel} = {sample.values.get(spec.channel)}"})
-            activity = getattr(sensor, "activity", None)
-            if activity is not None:
-                activity.stop()
-            sensor.close()
+            try:
+                channel = energy_channel(spec, sensor.info)
+                time.sleep(3 * sensor.info.update_interval_s)  # one conversion, so the read is fresh
+                sample = sensor.read()
+                rows.append({"what": f"sensor {spec.name}", "ok": True, "detail": f"{sensor.info.provenance}, {channel} = {sample.values.get(channel)}"})
+            finally:
+                activity = getattr(sensor, "activity", None)
+                if activity is not None:
+                    activity.stop()
+                sensor.close()
         except Exception as error:  # noqa: BLE001 - a check reports every failure
             rows.append({"what": f"sensor {spec.name}", "ok": False, "detail": f"{type(error).__name__}: {error}"})
     return rows
@@ -155,6 +160,8 @@ def profile_command(
     batch: Optional[int] = typer.Option(None, "--batch", help="Batch size (default: the board's).", min=1),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (default: the board's).", min=1),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
+    min_coverage: float = typer.Option(MIN_COVERAGE, "--min-coverage", min=0.01, max=1.0,
+                                       help="Share of each window the sensor's samples must cover; below it a repeat is measured again, then refused."),
     store: Optional[Path] = typer.Option(None, "--store", help="Also save the measurement in this SQLite store (campaign 'profiles')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler tls://HOST:PORT for remote boards (default: the rig's; 'in-process')."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a plain tcp:// scheduler on a non-loopback address (anyone reaching it runs code on the workers)."),
@@ -166,7 +173,8 @@ def profile_command(
     if store is not None and not store.parent.is_dir():
         raise typer.BadParameter(f"--store {store}: directory {store.parent} does not exist")
     inventory = _rig(rig)
-    options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, batch=batch, seq_len=seq_len, runtime=runtime, seed=seed)
+    options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, batch=batch, seq_len=seq_len, runtime=runtime, seed=seed,
+                             min_coverage=min_coverage)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), disable=as_json, transient=True) as progress:
         task = progress.add_task("profiling", total=repeats)
 
@@ -198,7 +206,8 @@ def profile_command(
         f"{measurement['repeats']} repeats x {measurement['runs']} runs:"
     )
     typer.echo(f"  latency     {measurement['latency_s_per_seq'] * 1e3:10.3f} ms/seq")
-    typer.echo(f"  energy      {measurement['energy_j_per_seq'] * 1e3:10.3f} mJ/seq (above an idle {measurement['idle_power_w'] or 0:.3f} W)")
+    typer.echo(f"  energy      {measurement['energy_j_per_seq'] * 1e3:10.3f} mJ/seq (above an idle {measurement['idle_power_w'] or 0:.3f} W; "
+               f"{measurement['channel']}, {measurement['energy_method'].replace('_', ' ')})")
     typer.echo(f"  peak power  {measurement['peak_power_w']:10.3f} W")
     typer.echo(f"  clock offset {measurement['clock_offset_s'] * 1e6:.0f} +- {measurement['clock_offset_uncertainty_s'] * 1e6:.0f} us; trace {measurement['trace']}")
     for warning in measurement["warnings"]:

@@ -8,9 +8,17 @@ and the trace gives
 * the idle baseline: mean power over the second half of [idle_begin, idle_end] (a
   board's power settles for a while after the warm-up's last run: DVFS ramps down,
   and the virtual rig's activity estimate lags by one poll);
-* energy J/seq = (energy of [block_begin, block_end] - baseline x block duration) /
-  (batch x runs), by trapezoidal integration of the sensor's samples;
+* energy J/seq = (energy of [block_begin, block_end] - baseline x the same span) /
+  (batch x runs): the daemon takes energy and baseline over one span (the window's
+  part within the samples, ``integrated_s``), from the configured channel's energy
+  counter where the sensor has one (RAPL, NVML, powermetrics: ``energy_method:
+  "counter"``), else by integrating its power (``"power_integral"``);
 * peak power W: the largest sample in the block (absolute, baseline included).
+
+**Coverage.** A block or idle window that the sensor's samples cover less than
+``ProfileOptions.min_coverage`` (0.95 by default; ``--min-coverage``) of is measured
+once more; if it is short again the measurement is refused (:class:`MeasurementRefused`,
+with the reason), never stored as if valid. A window no sample reaches has NaN energy.
 
 A window shorter than 20x the clock-offset uncertainty or 10 sample intervals is not
 used as is: the number of runs is raised so the block is long enough (the DESIGN's
@@ -33,13 +41,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-MIN_WINDOW_FACTOR = 20  # a window must be >= 20 x the clock-offset uncertainty
-MIN_WINDOW_INTERVALS = 10  # ... and >= 10 sensor sample intervals
+from sensors.energy import geometric_mean, nominal_sample_interval  # one geometric mean (NaN for non-positive values)
+
 MAX_RUNS = 100_000
+MIN_COVERAGE = 0.95  # a window whose samples cover less than this share of it is measured again, then refused
+COVERAGE_RETRIES = 1  # measurements of a repeat after the first, when its coverage is short
 
 
 class ProfileError(ValueError):
     """A profile request that cannot be carried out; the message says why."""
+
+
+class MeasurementRefused(ProfileError):
+    """A measurement whose windows the sensor did not cover well enough, after its retry: not a number to store."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +70,11 @@ class ProfileOptions:
     threads: Optional[int] = None
     run_timeout_s: float = 120.0
     seed: int = 0
+    min_coverage: float = MIN_COVERAGE  # share of the block and idle windows the samples must cover (0, 1]
 
-
-def geometric_mean(values: list[float]) -> float:
-    """Geometric mean of positive values; NaN when any is not positive."""
-    if not values or any(not v > 0 for v in values):
-        return math.nan
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+    def __post_init__(self) -> None:
+        if not 0 < self.min_coverage <= 1:
+            raise ProfileError(f"min_coverage must be in (0, 1], got {self.min_coverage}")
 
 
 def artifacts_dir() -> Path:
@@ -144,7 +156,7 @@ def required_runs(block_s: float, runs: int, uncertainty_s: float, sample_interv
     from sensors.clock_sync import WindowTooShort, check_window
 
     try:
-        check_window(block_s, uncertainty_s, sample_interval_s, MIN_WINDOW_FACTOR, MIN_WINDOW_INTERVALS)
+        check_window(block_s, uncertainty_s, sample_interval_s)  # sensors.clock_sync's MIN_WINDOW_* rule
     except WindowTooShort as short:
         return min(MAX_RUNS, math.ceil(runs * short.required_s * 1.2 / block_s))
     return runs
@@ -166,6 +178,56 @@ def protocol_options(board: Any, options: ProfileOptions, runs: int, seed: int) 
             "threads": options.threads, "seed": seed}
 
 
+def _repeat_row(daemon: Any, sensor_name: str, channel: str | None, report: Any, r: int, attempt: int, batch: int,
+                options: ProfileOptions, clock_offset_s: float) -> tuple[dict, str | None]:
+    """One repeat's figures from the daemon's windows, and why they cannot be used (None when they can).
+
+    The baseline is the idle window's mean power; the daemon subtracts it over the same
+    span it integrates the block over (``integrated_s``), so energy and baseline share one span.
+    """
+    b0, b1 = _window_of(report, "block_begin", "block_end", clock_offset_s)
+    extra = {"attempt": attempt} if attempt else {}
+    daemon.add_event("window_begin", f"repeat-{r}", t=b0, artifact=report.artifact_sha256, runs=report.runs, batch=batch, **extra)
+    daemon.add_event("window_end", f"repeat-{r}", t=b1, **extra)
+    baseline_w, idle = 0.0, None
+    if options.idle_s > 0:
+        i0, i1 = _window_of(report, "idle_begin", "idle_end", clock_offset_s)
+        idle = daemon.window((i0 + i1) / 2, i1, sensor_name, channel)
+        baseline_w = idle["mean_power_w"]
+    block = daemon.window(b0, b1, sensor_name, channel, baseline_w if math.isfinite(baseline_w) else 0.0)
+    short = None
+    for what, window in (("block", block), ("idle", idle)):
+        if window is None:
+            continue
+        if not window["coverage"] >= options.min_coverage or not math.isfinite(window["energy_j"]):
+            why = window.get("error") or "; ".join(window.get("warnings", [])) or "samples missing"
+            short = (f"the sensor's samples cover {window['coverage']:.1%} of the {what} window "
+                     f"[{window['start_s']:.3f}, {window['end_s']:.3f}] (minimum {options.min_coverage:.0%}): {why}")
+            break
+    row = {
+        "repeat": r,
+        "latency_s_per_seq": report.latency_per_sequence.median_s,
+        "energy_j_per_seq": block["energy_j"] / (batch * report.runs),
+        "peak_power_w": block["peak_power_w"],
+        "idle_power_w": baseline_w,
+        "block_s": b1 - b0,
+        "block_energy_j": block["energy_j"] + baseline_w * block.get("integrated_s", b1 - b0),  # absolute, baseline included
+        "integrated_s": block.get("integrated_s", b1 - b0),
+        "channel": block.get("channel", channel),
+        "energy_method": block.get("energy_method", "power_integral"),
+        "coverage": block["coverage"],
+        "idle_coverage": idle["coverage"] if idle is not None else None,
+        "samples": block["samples"],
+        "runs": report.runs,
+        "attempts": attempt + 1,
+        "latency_stats": report.latency_per_batch.__dict__,
+        "cpu_time_s": report.cpu_time_s,
+        "peak_rss_bytes": report.peak_rss_bytes,
+        "window_warnings": list(block["warnings"]),
+    }
+    return row, short
+
+
 def profile_on_daemon(
     sidecar: Path,
     daemon: Any,
@@ -176,11 +238,17 @@ def profile_on_daemon(
     clock_uncertainty_s: float,
     on_repeat: Callable[[int, dict], None] | None = None,
     runner: Runner | None = None,
+    channel: str | None = None,
 ) -> dict:
     """Measure one artifact on a board whose supply a running daemon samples; return the Measurement.
 
     ``runner(runs, seed)`` executes the protocol (default: an isolated child of this
     process); its markers are on the runner's clock, ``sensor = runner + clock_offset_s``.
+    ``channel`` is the sensor channel integrated (default: its first power channel); the
+    daemon uses that rail's energy counter where the sensor has one (``energy_method``).
+    A repeat whose block or idle window the samples cover less than ``options.min_coverage``
+    of is measured once more, then refused (:class:`MeasurementRefused`): a partly covered
+    window is never stored as if it were valid.
     """
     if runner is None:
         from device_runners.protocol import measure
@@ -190,46 +258,28 @@ def profile_on_daemon(
 
     batch = options.batch or board.batch
     sensor = next(s for s in daemon.sensors if s.info.name == sensor_name)
-    sample_interval = max(sensor.info.update_interval_s, daemon.interval_s)
+    sample_interval = nominal_sample_interval(sensor.info.update_interval_s, daemon.interval_s)
     runs = options.runs
     repeats, warnings = [], []
     for r in range(options.repeats):
-        report = runner(runs, options.seed + r)
-        needed = required_runs(report.block_s, runs, clock_uncertainty_s, sample_interval)
-        if needed > runs:
-            warnings.append(f"repeat {r}: a {report.block_s * 1e3:.1f} ms block is too short for the clock and sensor; runs raised {runs} -> {needed}")
-            runs = needed
+        for attempt in range(COVERAGE_RETRIES + 1):
             report = runner(runs, options.seed + r)
-        time.sleep(2 * sample_interval)  # let the sensor convert past the block's end
-        b0, b1 = _window_of(report, "block_begin", "block_end", clock_offset_s)
-        daemon.add_event("window_begin", f"repeat-{r}", t=b0, artifact=report.artifact_sha256, runs=report.runs, batch=batch)
-        daemon.add_event("window_end", f"repeat-{r}", t=b1)
-        block = daemon.window(b0, b1, sensor_name)
-        baseline_w = 0.0
-        if options.idle_s > 0:
-            i0, i1 = _window_of(report, "idle_begin", "idle_end", clock_offset_s)
-            baseline_w = daemon.window((i0 + i1) / 2, i1, sensor_name)["mean_power_w"]
-        sequences = batch * report.runs
-        energy = (block["energy_j"] - baseline_w * (b1 - b0)) / sequences
-        if energy <= 0:
-            warnings.append(f"repeat {r}: energy above the idle baseline is not positive ({energy:.3g} J/seq): the block is within the sensor's noise")
-        for w in block["warnings"]:
-            warnings.append(f"repeat {r}: {w}")
-        row = {
-            "repeat": r,
-            "latency_s_per_seq": report.latency_per_sequence.median_s,
-            "energy_j_per_seq": energy,
-            "peak_power_w": block["peak_power_w"],
-            "idle_power_w": baseline_w,
-            "block_s": b1 - b0,
-            "block_energy_j": block["energy_j"],
-            "coverage": block["coverage"],
-            "samples": block["samples"],
-            "runs": report.runs,
-            "latency_stats": report.latency_per_batch.__dict__,
-            "cpu_time_s": report.cpu_time_s,
-            "peak_rss_bytes": report.peak_rss_bytes,
-        }
+            needed = required_runs(report.block_s, runs, clock_uncertainty_s, sample_interval)
+            if needed > runs:
+                warnings.append(f"repeat {r}: a {report.block_s * 1e3:.1f} ms block is too short for the clock and sensor; runs raised {runs} -> {needed}")
+                runs = needed
+                report = runner(runs, options.seed + r)
+            time.sleep(2 * sample_interval)  # let the sensor convert past the block's end
+            row, short = _repeat_row(daemon, sensor_name, channel, report, r, attempt, batch, options, clock_offset_s)
+            if short is None:
+                break
+            if attempt < COVERAGE_RETRIES:
+                warnings.append(f"repeat {r}: {short}; measured again")
+            else:
+                raise MeasurementRefused(f"repeat {r}: {short}, also when measured again: refused (not stored as a measurement)")
+        if row["energy_j_per_seq"] <= 0:
+            warnings.append(f"repeat {r}: energy above the idle baseline is not positive ({row['energy_j_per_seq']:.3g} J/seq): the block is within the sensor's noise")
+        warnings.extend(f"repeat {r}: {w}" for w in row.pop("window_warnings"))
         repeats.append(row)
         if on_repeat is not None:
             on_repeat(r, row)
@@ -250,6 +300,9 @@ def profile_on_daemon(
         "artifact_sha256": report.artifact_sha256,
         "artifact_format": report.artifact_format,
         "sensor": sensor.info.to_dict(),
+        "channel": repeats[-1]["channel"],
+        "energy_method": repeats[-1]["energy_method"],
+        "min_coverage": options.min_coverage,
         "clock_offset_s": clock_offset_s,
         "clock_offset_uncertainty_s": clock_uncertainty_s,
         "emulated": bool(board.emulated or sensor.info.provenance == "emulated"),
@@ -304,7 +357,7 @@ def profile_artifact(sidecar: Path, rig: Any, board: Any, options: ProfileOption
 
         phase("measuring")
         measurement = profile_on_daemon(sidecar, link.daemon, spec.name, board, options, clock.offset_s, clock.uncertainty_s,
-                                        on_repeat, runner)
+                                        on_repeat, runner, channel=link.channel)
         sampler = link.sampler()
     measurement["trace"] = link.trace
     measurement["artifact"] = str(sidecar)

@@ -26,9 +26,16 @@
     runs_on = "sensor-pi.local:8751"   # its daemon's address ("local": run it in this process)
     daemon_token = "..."               # the remote daemon's shared token
     measures = "rpi4-01"               # the board whose supply it is in series with
-    channel = "power_w"
-    rate_hz = 1000
+    channel = "power_w"                # the channel integrated: "power_w", or a rail's, e.g. "VDD_IN.power_w"
+    rate_hz = 1000                     # the daemon's poll rate (and the ADC's, for kinds that take one)
     params = { bus = 1, address = 0x40, shunt_ohms = 0.1 }
+
+A sensor's ``params`` are those its kind accepts (``edgetran sensor list`` kinds, opened
+through the one factory ``sensors.registry.open_sensor``; an unknown one is refused
+here). Its ``channel`` is the one whose energy is measured: on a multi-rail sensor
+(INA3221, RAPL zones, NVML GPUs) name the rail (``POM_5V_GPU.power_w``); a bare
+``power_w`` matches only a sensor with one power channel. Where the rail has an energy
+counter (``<rail>.energy_j``), windows use it.
 
 Validation names the key and the problem (``boards[0].batch: expected a positive
 integer, got 0``). With no file, :func:`virtual_rig` is the inventory: one emulated
@@ -48,6 +55,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 RUNTIMES = ("onnxruntime", "openvino", "tflite")
+VIRTUAL_BOARD = "virtual-board"  # the sensor kind of a virtual board's emulated supply (firmware_host.virtual_rig)
 DEFAULT_TRACES = "~/.local/share/edgetran/traces"
 
 
@@ -170,6 +178,24 @@ def _check_ssh_keys(entry: Mapping[str, Any], where: str) -> None:
         raise RigError(f"{where}.deploy_root: expected an absolute path or one starting with '~/', got {root!r}")
 
 
+def _check_kind(kind: Any, params: Mapping[str, Any], where: str) -> None:
+    """The kind is a registered sensor kind (or the virtual board) and takes every given parameter."""
+    _check(kind, f"{where}.kind", str, "a sensor kind")
+    if kind == VIRTUAL_BOARD:
+        if params:
+            raise RigError(f"{where}.params: kind {VIRTUAL_BOARD!r} takes no parameters (its board's model sets its power)")
+        return
+    from sensors.base import SensorConfigError
+    from sensors.registry import KINDS, check_params
+
+    if kind not in KINDS:
+        raise RigError(f"{where}.kind: unknown sensor kind {kind!r} (known: {VIRTUAL_BOARD}, {', '.join(KINDS)})")
+    try:
+        check_params(kind, params)
+    except SensorConfigError as error:
+        raise RigError(f"{where}.params: {error}") from None
+
+
 def parse_rig(table: Mapping[str, Any], source: str = "rig.toml") -> Rig:
     """Validate a parsed rig table; RigError names the first bad key."""
     known_top = {"host", "boards", "sensors"}
@@ -228,6 +254,9 @@ def parse_rig(table: Mapping[str, Any], source: str = "rig.toml") -> Rig:
                 raise RigError(f"{where}.rate_hz: expected a positive rate, got {rate!r}")
         if "params" in entry:
             _check(entry["params"], f"{where}.params", dict, "an inline table of sensor parameters")
+        _check_kind(entry["kind"], entry.get("params", {}), where)
+        if "channel" in entry and not _check(entry["channel"], f"{where}.channel", str, "a channel name").strip():
+            raise RigError(f"{where}.channel: expected a channel name, got {entry['channel']!r}")
         if entry.get("runs_on", "local") != "local":
             from sensors.daemon_client import parse_address
 

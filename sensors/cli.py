@@ -5,7 +5,6 @@ Bad input is raised as ``typer.BadParameter`` (one line, exit 2 at the entry poi
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import signal
@@ -66,14 +65,11 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def build_sensor(kind: str, params: dict[str, Any], rate_hz: float | None):
-    """Create a sensor, passing the rate to kinds that take one."""
-    from sensors.registry import KINDS, create_sensor
+    """Create a sensor through the one factory (the rate goes to kinds that take one)."""
+    from sensors.registry import open_sensor
 
     with input_errors():
-        entry = KINDS.get(kind)
-        if entry is not None and rate_hz is not None and "rate_hz" in inspect.signature(entry.create).parameters:
-            params = {"rate_hz": rate_hz, **params}
-        return create_sensor(kind, **params)
+        return open_sensor(kind, params, rate_hz=rate_hz)
 
 
 @sensor_app.command("list")

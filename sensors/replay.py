@@ -22,7 +22,8 @@ class ReplaySensor(Sensor):
 
     kind = "replay"
 
-    def __init__(self, trace: Trace | str, stream: str | None = None, speed: float = 1.0, loop: bool = False, clock: Clock = time.monotonic) -> None:
+    def __init__(self, trace: Trace | str, stream: str | None = None, speed: float = 1.0, loop: bool = False, clock: Clock = time.monotonic,
+                 name: str | None = None) -> None:
         if speed <= 0:
             raise ValueError(f"replay speed must be positive, got {speed}")
         trace = read_trace(trace) if isinstance(trace, str) else trace
@@ -40,11 +41,13 @@ class ReplaySensor(Sensor):
         recorded_interval = data.spec.update_interval_s or (float(np.median(np.diff(self.t))) if len(self.t) > 1 else 1.0)
         self._info = SensorInfo(
             kind=self.kind,
-            name=f"replay:{data.spec.name}",
+            name=name or f"replay:{data.spec.name}",
             channels=self.channels,
             update_interval_s=recorded_interval / speed,
             precision=dict(data.spec.sensor.get("precision", {})),
             provenance=EMULATED,
+            counters=tuple(c for c in data.spec.sensor.get("counters", ()) if c in self.channels),  # a replayed counter is still one
+            interval_averages=tuple(c for c in data.spec.sensor.get("interval_averages", ()) if c in self.channels),
             details={"recorded_sensor": dict(data.spec.sensor), "speed": speed, "loop": loop},
         )
 

@@ -72,7 +72,7 @@ def test_import_published_a100_json(cli, shared_published: Path, tmp_path: Path)
         (lambda t, r: ["sensor", "record", "--rate", "9000", "--out", str(t / "x")], "cannot deliver 9000 Hz"),
         (lambda t, r: ["sensor", "record", "--param", "waveform=sine", "--out", str(t / "x")], "waveform 'sine'"),
         (lambda t, r: ["sensor", "record", "--param", "novalue", "--out", str(t / "x")], "key=value"),
-        (lambda t, r: ["sensor", "record", "--param", "colour=red", "--out", str(t / "x")], "unexpected keyword argument 'colour'"),
+        (lambda t, r: ["sensor", "record", "--param", "colour=red", "--out", str(t / "x")], "takes no parameter 'colour'"),
         (lambda t, r: ["trace", "info", str(t / "missing")], "file not found"),
         (lambda t, r: ["trace", "energy", str(r), "--start", "2", "--end", "1"], "--end (1) must be after --start (2)"),
         (lambda t, r: ["trace", "energy", str(r), "--start", "0", "--end", "1", "--channel", "volts"], "no channel 'volts'"),
