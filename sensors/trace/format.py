@@ -35,6 +35,7 @@ record held). :func:`read_trace` collects everything into memory.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -234,7 +235,10 @@ class TraceWriter:
             raise TraceError("stream names must be distinct")
         mode = "wb" if overwrite else "xb"
         try:
-            self._file = open(self.path, mode)
+            # Unbuffered: every record is one write the writer sees complete or not, so a
+            # chunk cut short by a full disk is never counted as written (a buffered file
+            # accepted it and lost it at the next flush).
+            self._file = open(self.path, mode, buffering=0)
         except FileExistsError:
             raise TraceError(f"{self.path}: already exists (refusing to overwrite a recording)") from None
         except OSError as error:
@@ -254,8 +258,17 @@ class TraceWriter:
         self.samples_written = 0
         self.events_written = 0
         self.header = new_header(self.specs, **dict(header_extra or {}))
-        self._file.write(MAGIC + self._record(TYPE_HEADER, _json(self.header)))
+        self._put(MAGIC + self._record(TYPE_HEADER, _json(self.header)))
         self._file.flush()
+
+    def _put(self, data: bytes) -> None:
+        """Write all of ``data`` or raise: a short write (a full disk) is retried, then raises ENOSPC."""
+        view = memoryview(data)
+        while view:
+            count = self._file.write(view)
+            if not count:
+                raise OSError(errno.ENOSPC, f"{self.path}: short write ({len(view)} bytes not written)")
+            view = view[count:]
 
     def _record(self, record_type: int, payload: bytes) -> bytes:
         data = encode_record(record_type, payload, self._seq)
@@ -286,12 +299,12 @@ class TraceWriter:
         # Counted before the write: a chunk whose write fails (ENOSPC) is lost, and the
         # next chunk's first index tells a reader exactly how many samples.
         self._written[index] += len(times)
-        self._file.write(self._record(TYPE_SAMPLES, payload))
+        self._put(self._record(TYPE_SAMPLES, payload))
         self.samples_written += len(times)
         self._chunks_since_spec += 1
         now = time.monotonic()
         if self._chunks_since_spec >= self.spec_every_chunks or now - self._last_spec >= self.spec_every_s:
-            self._file.write(self._record(TYPE_SPECS, _json(self.header)))
+            self._put(self._record(TYPE_SPECS, _json(self.header)))
             self._chunks_since_spec = 0
             self._last_spec = now
 
@@ -310,14 +323,14 @@ class TraceWriter:
         if kind not in EVENT_KINDS:
             raise TraceError(f"unknown event kind {kind!r} (one of {', '.join(EVENT_KINDS)})")
         self.flush()
-        self._file.write(self._record(TYPE_EVENTS, _json([Event(t, kind, label, extra).to_dict()])))
+        self._put(self._record(TYPE_EVENTS, _json([Event(t, kind, label, extra).to_dict()])))
         self._file.flush()
         self.events_written += 1
 
     def meta(self, **updates: Any) -> None:
         """Record later header updates, e.g. a clock offset measured after the start."""
         self.header.update(updates)  # carried by the repeated specs records too
-        self._file.write(self._record(TYPE_META, _json(updates)))
+        self._put(self._record(TYPE_META, _json(updates)))
         self._file.flush()
 
     def flush(self, now: float | None = None) -> None:
@@ -349,7 +362,7 @@ class TraceWriter:
         self.flush()
         totals = {"samples": self.samples_written, "events": self.events_written, "records": self._seq + 1,
                   "streams": {spec.name: n for spec, n in zip(self.specs, self._written)}}
-        self._file.write(self._record(TYPE_CLOSE, _json(totals)))
+        self._put(self._record(TYPE_CLOSE, _json(totals)))
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()

@@ -27,7 +27,7 @@ import pytest
 from sensors.base import Sample, Sensor, SensorInfo
 from sensors.daemon import SamplingDaemon, request, rotating_writer
 from sensors.registry import create_sensor
-from sensors.trace.format import TraceWriter, read_trace
+from sensors.trace.format import StreamSpec, TraceWriter, read_trace
 
 RT = 10  # SCHED_FIFO where permitted
 CHANNELS = ("power_w", "bus_v", "shunt_v", "current_a")
@@ -299,3 +299,24 @@ def test_overflows_are_counted_noted_and_make_the_peak_a_lower_bound(tmp_path: P
 
 
 OVERFLOW_WAIT_S = 0.6  # longer than the daemon's OVERFLOW_QUIET_S, so the stretch's end is noted
+
+
+def test_a_chunk_cut_short_by_a_full_disk_is_not_counted_as_written(tiny_disk):
+    """A buffered file accepted a chunk and lost it at the next flush: the writer said 'written' for samples no reader finds."""
+    mount, _filler = tiny_disk
+    spec = StreamSpec("ina", CHANNELS, {"kind": "steady", "update_interval_s": 0.001})
+    writer = TraceWriter(mount / "full.ettrace", [spec], chunk_samples=250, flush_interval_s=1e9)
+    offered = 0
+    with pytest.raises(OSError) as raised:
+        for i in range(100_000):  # ~4 MB: far past the ~48 KB left
+            writer.append("ina", i * 0.001, [3.0, 5.0, 0.06, 0.6])
+            offered += 1
+    assert raised.value.errno == errno.ENOSPC
+    written = writer.samples_written
+    try:
+        writer.close()
+    except OSError:
+        pass
+    readable = recorded_samples(mount / "full.ettrace")
+    assert 0 < written < offered
+    assert readable == written  # every sample the writer counted is on disk, and no more
