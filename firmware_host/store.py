@@ -123,7 +123,9 @@ class MeasurementRecord:
     latency_s_per_seq: float
     energy_j_per_seq: float | None = None
     peak_power_w: float | None = None
-    latency_spread_s_per_seq: float | None = None  # sample standard deviation over the runs
+    # spread = max - min of the repeats' values (the range; not a standard deviation): the
+    # measurement's "spread" holds that min and max, and reports draw them as error bars
+    latency_spread_s_per_seq: float | None = None
     energy_spread_j_per_seq: float | None = None
     sensor: str | None = None
     trace_path: str | None = None

@@ -61,7 +61,7 @@ def _feed(daemon: SamplingDaemon, t0: float, t1: float) -> None:
         daemon.rings[0].append(float(t), row)
 
 
-def _runner(daemon: SamplingDaemon, uncovered_s=0.0, shift_s: float = 0.0, calls: list | None = None):
+def _runner(daemon: SamplingDaemon, uncovered_s=0.0, shift_s: float = 0.0, calls: list | None = None, blocks: tuple = (BLOCK_S,)):
     """A protocol stand-in on a clock of its own: idle then block; the last ``uncovered_s`` of the block has no samples."""
     calls = calls if calls is not None else []
 
@@ -69,7 +69,7 @@ def _runner(daemon: SamplingDaemon, uncovered_s=0.0, shift_s: float = 0.0, calls
         calls.append(runs)
         i0 = 1000.0 + 10.0 * len(calls)
         i1 = b0 = i0 + IDLE_S
-        b1 = b0 + BLOCK_S
+        b1 = b0 + blocks[(len(calls) - 1) % len(blocks)]
         missing = uncovered_s(len(calls)) if callable(uncovered_s) else uncovered_s
         _feed(daemon, i0 - 0.01, b1 - missing)
         return _report((i0, i1), (b0 + shift_s, b1 + shift_s))
@@ -117,3 +117,16 @@ def test_a_retry_that_is_covered_is_kept_with_a_warning(daemon, sidecar) -> None
 def test_min_coverage_is_checked() -> None:
     with pytest.raises(ProfileError, match="min_coverage must be in"):
         ProfileOptions(min_coverage=0.0)
+
+
+def test_stored_spread_is_the_range_of_the_repeats(daemon, sidecar) -> None:
+    """Tidy item: latency_spread_s_per_seq is max - min over the repeats, as its name and the store's doc say."""
+    from firmware_host.profile import measurement_record
+    from firmware_host.store import MeasurementKey
+
+    options = ProfileOptions(runs=RUNS, repeats=3, idle_s=IDLE_S)
+    m = profile_on_daemon(sidecar, daemon, daemon.sensors[0].info.name, BOARD, options, 0.0, 0.0,
+                          runner=_runner(daemon, blocks=(0.5, 0.4, 0.6)))
+    m.update(artifact=str(sidecar), trace="-")
+    record = measurement_record("c", MeasurementKey("a", "bench", "onnxruntime", "CPU", 1, 0), m)
+    assert record.latency_spread_s_per_seq == pytest.approx((0.6 - 0.4) / RUNS)
