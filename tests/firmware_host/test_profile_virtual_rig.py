@@ -17,8 +17,12 @@ BERT_TINY = REPO_ROOT / "examples" / "bert-tiny.json"
 
 
 def test_window_length_rule():
-    # 20 x 1 ms uncertainty = 20 ms needed; a 5 ms block of 10 runs needs 48 runs (20% margin)
-    assert required_runs(0.005, 10, 0.001, 0.0005) == 48
+    # the clock rule asks 20 x 1 ms = 20 ms, the block minimum 200 ms: a 5 ms block of 10 runs needs 480 runs (20% margin)
+    assert required_runs(0.005, 10, 0.001, 0.0005) == 480
+    # a 100 ms block passes the clock rule but not MIN_BLOCK_S (a 7 ms sampler stall would cost it 7% coverage)
+    assert required_runs(0.1, 10, 0.0001, 0.001) == 24
+    # a clock bound longer than the minimum: 20 x 20 ms = 400 ms
+    assert required_runs(0.1, 10, 0.02, 0.001) == 48
     assert required_runs(0.5, 10, 0.001, 0.001) == 10
     assert geometric_mean([1.0, 4.0]) == pytest.approx(2.0)
 
