@@ -122,6 +122,7 @@ def test_killed_worker_loses_no_finished_measurement_and_resume_completes(cluste
     cluster.start_worker("vb-b")
     dispatch = DaskDispatch(cluster.address, disconnect_grace_s=3.0, task_timeout_s=120.0)
     events: list[tuple[str, str]] = []
+    reasons: list[tuple[str, str, str]] = []  # why a measurement was retried or failed: shown when an assertion fails
     try:
         cluster.wait_for(dispatch, ["vb-a", "vb-b"])
         assert main(["rig", "check", "--rig", str(tmp_path / "rig.toml"), "--scheduler", cluster.address, "--json"]) == 0
@@ -133,6 +134,8 @@ def test_killed_worker_loses_no_finished_measurement_and_resume_completes(cluste
             if kind == "skip":
                 return
             events.append((kind, info["item"].board))
+            if info.get("reason"):
+                reasons.append((kind, info["item"].board, info["reason"]))
             if kind == "start" and info["item"].board == "vb-b":
                 started_on_b.append(info["item"])
                 if len(started_on_b) == 2:
@@ -140,10 +143,10 @@ def test_killed_worker_loses_no_finished_measurement_and_resume_completes(cluste
                     _kill(cluster.workers["vb-b"])
 
         summary = run_campaign("dask-kill", items, rig, OPTIONS, db, dispatch, on_event)
-        assert summary.measured == 4 and len(summary.failed) == 2, (summary, events)
+        assert summary.measured == 4 and len(summary.failed) == 2, (reasons, events)
         assert {f["board"] for f in summary.failed} == {"vb-b"}
         assert all("disconnected" in f["reason"] or "no dask worker" in f["reason"] for f in summary.failed), summary.failed
-        assert events.count(("retry", "vb-b")) == 2  # each of B's unfinished measurements was retried once
+        assert events.count(("retry", "vb-b")) == 2, reasons  # each of B's unfinished measurements was retried once
         with MeasurementStore(db) as store:
             stored = store.measurements("dask-kill")
             assert sorted(r.key.board for r in stored) == ["vb-a", "vb-a", "vb-a", "vb-b"]
