@@ -182,7 +182,8 @@ def run_command(
     if rig is not None and not rig.is_file():
         raise typer.BadParameter(f"--rig {rig}: file not found")
     if store is not None and not store.parent.is_dir():
-        raise typer.BadParameter(f"--store {store}: directory {store.parent} does not exist")
+        what = "is not a directory" if store.parent.exists() else "does not exist"
+        raise typer.BadParameter(f"--store {store}: {store.parent} {what}")
     if initial is None:
         initial = LIVE_INITIAL if live else 16
     if budget is None and live:
