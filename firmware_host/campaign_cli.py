@@ -120,6 +120,27 @@ def run_campaign_command(
         raise typer.Exit(1)
 
 
+@store_app.command("info")
+def info_command(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show what the store holds: schema version, rigs, traces' index, measurement and ProTran campaigns."""
+    from firmware_host.store import MeasurementStore
+
+    db = _store_path(store)
+    if not db.is_file():
+        raise typer.BadParameter(f"{db}: no store there yet")
+    with input_errors(), MeasurementStore(db) as handle:
+        summary = handle.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"{summary['path']}: schema version {summary['schema_version']}, {len(summary['rigs'])} rig(s) "
+               f"({', '.join(summary['rigs']) or 'none'}), {summary['artifacts']} artifact(s), {len(summary['traces'])} indexed trace(s)")
+    for c in summary["campaigns"]:
+        counts = f"{c['measurements']} measurements, {c['failures']} failures" if c["kind"] == "measurement" else f"{c['evaluations']} evaluations"
+        typer.echo(f"  {c['kind']} campaign {c['name']!r} ({c['status']}): {counts}")
+
+
 @store_app.command("campaigns")
 def campaigns_command(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
                       as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -130,9 +151,7 @@ def campaigns_command(store: Optional[Path] = typer.Option(None, "--store", help
     if not db.is_file():
         raise typer.BadParameter(f"{db}: no store there yet")
     with input_errors(), MeasurementStore(db) as handle:
-        rows = [{"name": c.name, "kind": "measurement", "status": c.status, "created": c.created,
-                 "measurements": len(handle.measurements(c.name)), "failures": len(handle.failures(c.name))} for c in handle.campaigns()]
-        rows += handle.protran_campaigns()
+        rows = handle.summary()["campaigns"]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -588,6 +588,23 @@ class MeasurementStore:
 
     # -- ProTran / co-design campaigns --------------------------------------------------
 
+    def summary(self) -> dict:
+        """What the store holds: schema version, rigs, artifacts and traces' index, campaigns of both kinds."""
+        conn = self.connection
+        campaigns = [{"name": c.name, "kind": "measurement", "status": c.status, "created": c.created,
+                      "measurements": conn.execute("SELECT COUNT(*) FROM measurements WHERE campaign = ?", (c.name,)).fetchone()[0],
+                      "failures": conn.execute("SELECT COUNT(*) FROM failures WHERE campaign = ?", (c.name,)).fetchone()[0]}
+                     for c in self.campaigns()]
+        return {
+            "path": str(self.path),
+            "schema_version": self.schema_version,
+            "rigs": [r[0] for r in conn.execute("SELECT name FROM rigs ORDER BY name")],
+            "artifacts": conn.execute("SELECT COUNT(*) FROM artifacts").fetchone()[0],
+            "traces": [{"path": r["path"], "sha256": r["sha256"], "streams": json.loads(r["streams"]), "start_s": r["start_s"], "end_s": r["end_s"]}
+                       for r in conn.execute("SELECT * FROM traces ORDER BY path")],
+            "campaigns": campaigns + self.protran_campaigns(),
+        }
+
     def protran_campaigns(self) -> list[dict]:
         """Every ProTran campaign: name, created, device, evaluations, fitted surrogates and loop status."""
         out = []

@@ -112,6 +112,13 @@ def test_store_campaigns_and_export_cover_protran_campaigns(capsys, tmp_path):
     assert exported.stat().st_mode & 0o044 == 0o044  # colleagues can read the export
     code, out, err = run_cli(capsys, "store", "export", "--store", str(path), "--campaign", "c1", "--json", str(tmp_path / "c1.json"))
     assert code == 0 and len(json.loads((tmp_path / "c1.json").read_text())["measurements"]) == 1
+    code, out, err = run_cli(capsys, "store", "info", "--store", str(path), "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["schema_version"] == 2 and info["rigs"] == ["bench-a"] and info["traces"] == []
+    assert [c["name"] for c in info["campaigns"]] == ["c1", "protran"]
+    code, out, err = run_cli(capsys, "store", "info", "--store", str(path))
+    assert code == 0 and "protran campaign 'protran' (budget): 2 evaluations" in out
 
 
 def test_protran_run_into_a_measurement_store_is_one_store(capsys, tmp_path):
