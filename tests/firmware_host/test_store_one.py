@@ -194,3 +194,10 @@ def test_profile_checks_the_store_before_measuring(capsys, tmp_path, rig_file, c
                            "--store", str(store), "--json")
     _one_line_exit_2(code, err, needle)
     assert not (tmp_path / "traces").exists() and not (tmp_path / "artifacts").exists()  # nothing was exported nor measured
+
+
+@pytest.mark.parametrize("command", [["protran", "run", "--device", RPI, "--budget", "17", "--json"], ["store", "campaigns"]])
+def test_a_store_under_a_regular_file_names_the_file(capsys, tmp_path, command):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run_cli(capsys, *command, "--store", str(tmp_path / "afile" / "p.db"))
+    _one_line_exit_2(code, err, "afile is not a directory")
