@@ -134,8 +134,9 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
         return
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     name = PROTRAN_DEFAULT_CAMPAIGN
-    if "config" in meta:
-        conn.execute("INSERT INTO protran_campaigns VALUES (?, ?, ?)", (name, meta["config"], _now()))
+    rows = sum(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("evaluations", "history", "state"))
+    if "config" in meta or rows:  # a file opened by the old code but never bound keeps its rows under an empty config
+        conn.execute("INSERT INTO protran_campaigns VALUES (?, ?, ?)", (name, meta.get("config", "{}"), _now()))
         conn.execute("INSERT INTO protran_evaluations SELECT ?, position, arch_key, architecture, measurement, reason FROM evaluations", (name,))
         conn.execute("INSERT INTO protran_history SELECT ?, samples, record FROM history", (name,))
         conn.execute("INSERT INTO protran_state SELECT ?, key, value FROM state", (name,))
