@@ -16,7 +16,7 @@ from rich.table import Table
 from firmware_host.host_cli import _rig, input_errors
 
 campaign_app = typer.Typer(help="Measurement campaigns: many models on many boards, stored and resumable.", no_args_is_help=True)
-store_app = typer.Typer(help="The SQLite measurement store: campaigns, export.", no_args_is_help=True)
+store_app = typer.Typer(help="The one SQLite store (rigs, measurements, traces' index, ProTran campaigns): list, export.", no_args_is_help=True)
 
 STORE_HELP = "SQLite store (default: $EDGETRAN_DB or ~/.local/share/edgetran/edgetran.db)."
 
@@ -25,10 +25,12 @@ def _store_path(store: Optional[Path]) -> Path:
     from firmware_host.store import default_db_path
 
     path = Path(store).expanduser() if store is not None else default_db_path()
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         if store is not None:
-            raise typer.BadParameter(f"--store {store}: directory {path.parent} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
+            what = "is not a directory" if path.parent.exists() else "does not exist"
+            raise typer.BadParameter(f"--store {store}: {path.parent} {what}")
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -63,6 +65,10 @@ def run_campaign_command(
 
     inventory = _rig(rig)
     db = _store_path(store)
+    from firmware_host.store import check_store_writable
+
+    with input_errors():
+        check_store_writable(db)  # before the rig is dispatched to: a store that cannot take the results is refused now
     chosen = list(boards) if boards else [b.name for b in inventory.boards]
     with input_errors():
         for board in chosen:
@@ -114,6 +120,27 @@ def run_campaign_command(
         raise typer.Exit(1)
 
 
+@store_app.command("info")
+def info_command(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show what the store holds: schema version, rigs, traces' index, measurement and ProTran campaigns."""
+    from firmware_host.store import MeasurementStore
+
+    db = _store_path(store)
+    if not db.is_file():
+        raise typer.BadParameter(f"{db}: no store there yet")
+    with input_errors(), MeasurementStore(db) as handle:
+        summary = handle.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"{summary['path']}: schema version {summary['schema_version']}, {len(summary['rigs'])} rig(s) "
+               f"({', '.join(summary['rigs']) or 'none'}), {summary['artifacts']} artifact(s), {len(summary['traces'])} indexed trace(s)")
+    for c in summary["campaigns"]:
+        counts = f"{c['measurements']} measurements, {c['failures']} failures" if c["kind"] == "measurement" else f"{c['evaluations']} evaluations"
+        typer.echo(f"  {c['kind']} campaign {c['name']!r} ({c['status']}): {counts}")
+
+
 @store_app.command("campaigns")
 def campaigns_command(store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
                       as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
@@ -124,16 +151,16 @@ def campaigns_command(store: Optional[Path] = typer.Option(None, "--store", help
     if not db.is_file():
         raise typer.BadParameter(f"{db}: no store there yet")
     with input_errors(), MeasurementStore(db) as handle:
-        rows = [{"name": c.name, "status": c.status, "created": c.created, "measurements": len(handle.measurements(c.name)),
-                 "failures": len(handle.failures(c.name))} for c in handle.campaigns()]
+        rows = handle.summary()["campaigns"]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    columns = ("name", "kind", "status", "created", "measurements", "failures", "evaluations")
     table = Table(title=str(db))
-    for column in ("name", "status", "created", "measurements", "failures"):
+    for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("name", "status", "created", "measurements", "failures")))
+        table.add_row(*(str(row.get(c, "")) for c in columns))
     Console().print(table)
 
 
@@ -144,7 +171,7 @@ def export_command(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write JSON here (with failures)."),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
-    """Export a campaign's measurements to CSV and/or JSON (written atomically)."""
+    """Export a campaign (measurements, or a ProTran campaign's evaluations) to CSV and/or JSON (written atomically)."""
     from firmware_host.store import MeasurementStore
 
     if csv_path is None and json_path is None:
@@ -153,7 +180,14 @@ def export_command(
     if not db.is_file():
         raise typer.BadParameter(f"{db}: no store there yet")
     with input_errors(), MeasurementStore(db) as handle:
+        protran = handle.campaign(campaign) is None and any(c["name"] == campaign for c in handle.protran_campaigns())
         for path, fmt in ((csv_path, "csv"), (json_path, "json")):
-            if path is not None:
+            if path is None:
+                continue
+            if protran:
+                handle.export_protran(campaign, path, fmt)
+                count = next(c["evaluations"] for c in handle.protran_campaigns() if c["name"] == campaign)
+                typer.echo(f"wrote {count} evaluations of ProTran campaign {campaign!r} to {path}")
+            else:
                 handle.export(campaign, path, fmt)
                 typer.echo(f"wrote {len(handle.measurements(campaign))} measurements of {campaign!r} to {path}")

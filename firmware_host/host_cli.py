@@ -170,8 +170,14 @@ def profile_command(
     """Measure latency, energy per sequence and peak power of a model on a rig board."""
     from firmware_host.profile import ProfileOptions, run_profile
 
-    if store is not None and not store.parent.is_dir():
-        raise typer.BadParameter(f"--store {store}: directory {store.parent} does not exist")
+    if store is not None:  # checked (opened, migrated, write-locked once) before anything is measured
+        from firmware_host.store import check_store_writable
+
+        if not store.parent.is_dir():
+            what = "is not a directory" if store.parent.exists() else "does not exist"
+            raise typer.BadParameter(f"--store {store}: {store.parent} {what}")
+        with input_errors():
+            check_store_writable(store)
     inventory = _rig(rig)
     options = ProfileOptions(runs=runs, warmup=warmup, idle_s=idle_s, repeats=repeats, batch=batch, seq_len=seq_len, runtime=runtime, seed=seed,
                              min_coverage=min_coverage)

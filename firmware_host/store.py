@@ -34,6 +34,13 @@ with ``repr`` precision, so they read back bit for bit (one exception: SQLite st
 **Schema versions.** ``schema_version`` lists every version applied. A new file gets the
 current schema; an older file is upgraded by the migration functions
 (``{target version: function(connection)}``), in one transaction; a newer file is refused.
+Version 2 is the one store: it adds ProTran / co-design campaigns (``protran_campaigns``,
+``protran_evaluations``, ``protran_history``, ``protran_state``, each keyed by campaign
+name) beside the measurements. A version-1 measurement store is upgraded in place; a file
+of the old ProTran layout (tables ``meta``, ``evaluations``, ``history``, ``state`` and no
+``schema_version``; also found inside measurement stores that ``protran run --store``
+wrote into) is read as version 0 and its campaign moved into the new tables, under the
+name :data:`PROTRAN_DEFAULT_CAMPAIGN`.
 
 Exports (CSV and JSON) are written to a temporary file beside the target, fsynced, then
 moved into place with ``os.replace``: a reader never sees half a file.
@@ -54,8 +61,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from codesign.atomic_io import atomic_path
+from codesign.protran.campaign_store import MUTABLE_CONFIG_KEYS as PROTRAN_MUTABLE_CONFIG_KEYS
+from codesign.protran.campaign_store import CampaignStoreError, StoredEvaluation
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+PROTRAN_DEFAULT_CAMPAIGN = "protran"  # the campaign name `protran run --store` uses (and legacy ProTran files get)
+_LEGACY_PROTRAN_TABLES = frozenset({"meta", "evaluations", "history", "state"})
 DEFAULT_DB_PATH = Path("~/.local/share/edgetran/edgetran.db")
 DB_PATH_ENV = "EDGETRAN_DB"  # overrides the default path
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another connection's write lock
@@ -92,6 +103,48 @@ _SCHEMA = (
     " batch INTEGER NOT NULL, repeat INTEGER NOT NULL, reason TEXT NOT NULL, created TEXT NOT NULL)",
     "CREATE INDEX failures_by_campaign ON failures (campaign)",
 )
+
+_PROTRAN_SCHEMA = (
+    "CREATE TABLE protran_campaigns (name TEXT PRIMARY KEY, config TEXT NOT NULL, created TEXT NOT NULL)",
+    "CREATE TABLE protran_evaluations (campaign TEXT NOT NULL REFERENCES protran_campaigns(name),"
+    " position INTEGER NOT NULL, arch_key TEXT NOT NULL, architecture TEXT NOT NULL, measurement TEXT NOT NULL,"
+    " reason TEXT NOT NULL, PRIMARY KEY (campaign, position), UNIQUE (campaign, arch_key))",
+    "CREATE TABLE protran_history (campaign TEXT NOT NULL, samples INTEGER NOT NULL, record TEXT NOT NULL,"
+    " PRIMARY KEY (campaign, samples))",
+    "CREATE TABLE protran_state (campaign TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (campaign, key))",
+)
+
+
+def _migrate_to_v1(conn: sqlite3.Connection) -> None:
+    """Version 0 (an old ProTran campaign file) to 1: add the measurement tables."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for statement in _SCHEMA:
+        if statement.startswith("CREATE TABLE "):
+            if statement.split()[2] in tables:
+                continue
+        conn.execute(statement)
+
+
+def _migrate_to_v2(conn: sqlite3.Connection) -> None:
+    """Version 1 to 2: the ProTran tables; an old-layout ProTran campaign in the file is moved into them."""
+    for statement in _PROTRAN_SCHEMA:
+        conn.execute(statement)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not _LEGACY_PROTRAN_TABLES <= tables:
+        return
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    name = PROTRAN_DEFAULT_CAMPAIGN
+    rows = sum(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("evaluations", "history", "state"))
+    if "config" in meta or rows:  # a file opened by the old code but never bound keeps its rows under an empty config
+        conn.execute("INSERT INTO protran_campaigns VALUES (?, ?, ?)", (name, meta.get("config", "{}"), _now()))
+        conn.execute("INSERT INTO protran_evaluations SELECT ?, position, arch_key, architecture, measurement, reason FROM evaluations", (name,))
+        conn.execute("INSERT INTO protran_history SELECT ?, samples, record FROM history", (name,))
+        conn.execute("INSERT INTO protran_state SELECT ?, key, value FROM state", (name,))
+    for table in sorted(_LEGACY_PROTRAN_TABLES):
+        conn.execute(f"DROP TABLE {table}")
+
+
+MIGRATIONS: dict[int, Migration] = {1: _migrate_to_v1, 2: _migrate_to_v2}
 
 
 class StoreError(ValueError):
@@ -225,7 +278,7 @@ class MeasurementStore:
 
     def __init__(self, path: str | Path | None = None, migrations: Mapping[int, Migration] | None = None) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
-        self.migrations = dict(migrations or {})
+        self.migrations = {**MIGRATIONS, **(migrations or {})}
         self.target_version = max([SCHEMA_VERSION, *self.migrations])
         self.connection = self._connect()
         try:
@@ -265,21 +318,31 @@ class MeasurementStore:
         return connection
 
     def _prepare(self) -> None:
+        try:
+            self._prepare_schema()
+        except sqlite3.Error as error:
+            raise StoreError(f"store {self.path} cannot be written: {error}") from None
+
+    def _prepare_schema(self) -> None:
         conn = self.connection
         conn.execute("BEGIN IMMEDIATE")
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables:
-                for statement in _SCHEMA:
+                for statement in (*_SCHEMA, *_PROTRAN_SCHEMA):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION, _now()))
                 version = SCHEMA_VERSION
+            elif "schema_version" not in tables and _LEGACY_PROTRAN_TABLES <= tables:
+                version = 0  # an old ProTran campaign file: migrated below
             elif "schema_version" not in tables:
                 raise StoreError(f"store {self.path} is an SQLite file but not an EdgeTran store (tables: {', '.join(sorted(tables))})")
             else:
                 version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
             if version > self.target_version:
-                raise StoreError(f"store {self.path} has schema version {version}, newer than this edgetran's {self.target_version}; upgrade edgetran")
+                raise StoreError(
+                    f"store {self.path} has schema version {version}, newer than this edgetran's {self.target_version}; upgrade edgetran"
+                )
             for target in range(version + 1, self.target_version + 1):
                 if target not in self.migrations:
                     raise StoreError(f"store {self.path}: no migration from schema version {target - 1} to {target}")
@@ -522,6 +585,176 @@ class MeasurementStore:
 
             _atomic_write(path, write_csv)
         return path
+
+
+    # -- ProTran / co-design campaigns --------------------------------------------------
+
+    def summary(self) -> dict:
+        """What the store holds: schema version, rigs, artifacts and traces' index, campaigns of both kinds."""
+        conn = self.connection
+        campaigns = [{"name": c.name, "kind": "measurement", "status": c.status, "created": c.created,
+                      "measurements": conn.execute("SELECT COUNT(*) FROM measurements WHERE campaign = ?", (c.name,)).fetchone()[0],
+                      "failures": conn.execute("SELECT COUNT(*) FROM failures WHERE campaign = ?", (c.name,)).fetchone()[0]}
+                     for c in self.campaigns()]
+        return {
+            "path": str(self.path),
+            "schema_version": self.schema_version,
+            "rigs": [r[0] for r in conn.execute("SELECT name FROM rigs ORDER BY name")],
+            "artifacts": conn.execute("SELECT COUNT(*) FROM artifacts").fetchone()[0],
+            "traces": [{"path": r["path"], "sha256": r["sha256"], "streams": json.loads(r["streams"]), "start_s": r["start_s"], "end_s": r["end_s"]}
+                       for r in conn.execute("SELECT * FROM traces ORDER BY path")],
+            "campaigns": campaigns + self.protran_campaigns(),
+        }
+
+    def protran_campaigns(self) -> list[dict]:
+        """Every ProTran campaign: name, created, device, evaluations, fitted surrogates and loop status."""
+        out = []
+        for row in self.connection.execute("SELECT name, config, created FROM protran_campaigns ORDER BY created, name").fetchall():
+            name = row["name"]
+            count = lambda table: self.connection.execute(f"SELECT COUNT(*) FROM {table} WHERE campaign = ?", (name,)).fetchone()[0]  # noqa: E731
+            status = self.connection.execute("SELECT value FROM protran_state WHERE campaign = ? AND key = 'status'", (name,)).fetchone()
+            out.append({"name": name, "kind": "protran", "created": row["created"], "device": json.loads(row["config"]).get("device"),
+                        "status": json.loads(status[0]) if status else "running", "evaluations": count("protran_evaluations"),
+                        "history": count("protran_history")})
+        return out
+
+    def export_protran(self, campaign: str, path: str | Path, format: str | None = None) -> Path:
+        """Write a ProTran campaign (config, evaluations, history, state) to JSON, or its evaluations to CSV, atomically."""
+        path = Path(path).expanduser()
+        format = (format or path.suffix.lstrip(".")).lower()
+        if format not in ("csv", "json"):
+            raise StoreError(f"export format must be csv or json, got {format or 'none'!r} (from {path.name})")
+        view = ProTranCampaign(self, campaign)
+        config = view.config()
+        if config is None:
+            raise StoreError(f"no campaign {campaign!r} in {self.path}")
+        if path.is_dir():
+            raise StoreError(f"export path {path} is a directory")
+        if not path.parent.is_dir():
+            raise StoreError(f"export path {path}: directory {path.parent} does not exist")
+        evaluations = [asdict(e) for e in view.evaluations()]
+        if format == "json":
+            document = {"campaign": {"name": campaign, "kind": "protran", "config": config}, "evaluations": evaluations,
+                        "history": view.history(), "state": view.state()}
+            _atomic_write(path, lambda handle: json.dump(document, handle, indent=1, allow_nan=False))
+        else:
+            def write_csv(handle: Any) -> None:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(("campaign", "position", "arch_key", "reason", "architecture", "measurement"))
+                for e in evaluations:
+                    writer.writerow((campaign, e["position"], e["arch_key"], e["reason"], _dumps(e["architecture"]), _dumps(e["measurement"])))
+
+            _atomic_write(path, write_csv)
+        return path
+
+
+class ProTranStoreError(StoreError, CampaignStoreError):
+    """A ProTran campaign in the store that cannot be used as asked."""
+
+
+class ProTranCampaign:
+    """One ProTran / co-design campaign inside the store: what ``run_campaign`` reads and appends."""
+
+    def __init__(self, store: "MeasurementStore | str | Path", name: str = PROTRAN_DEFAULT_CAMPAIGN) -> None:
+        self._owned = not isinstance(store, MeasurementStore)
+        if self._owned:
+            try:
+                store = MeasurementStore(store)
+            except ProTranStoreError:
+                raise
+            except StoreError as error:
+                raise ProTranStoreError(str(error)) from None
+        self.store: MeasurementStore = store  # type: ignore[assignment]
+        self.path = self.store.path
+        self.name = name
+        self._db = self.store.connection
+
+    def close(self) -> None:
+        """Close the store when this view opened it."""
+        if self._owned:
+            self.store.close()
+
+    def __enter__(self) -> "ProTranCampaign":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def config(self) -> dict | None:
+        """The stored configuration, or None for a new campaign."""
+        row = self._db.execute("SELECT config FROM protran_campaigns WHERE name = ?", (self.name,)).fetchone()
+        return None if row is None else self._load(row[0], "config")
+
+    def bind_config(self, config: Mapping[str, Any]) -> bool:
+        """Store ``config`` for a new campaign, or check it against the stored one; True when resuming."""
+        stored = self.config()
+        wanted = json.loads(_dumps(dict(config)))
+        if stored is None:
+            self._db.execute("INSERT INTO protran_campaigns VALUES (?, ?, ?)", (self.name, _dumps(wanted), _now()))
+            return False
+        for key in sorted(set(stored) | set(wanted)):
+            if key in PROTRAN_MUTABLE_CONFIG_KEYS:
+                continue
+            if stored.get(key) != wanted.get(key):
+                raise ProTranStoreError(f"{self.path}: campaign was started with {key}={stored.get(key)!r}, not {wanted.get(key)!r}")
+        if stored != wanted:
+            self._db.execute("UPDATE protran_campaigns SET config = ? WHERE name = ?", (_dumps(wanted), self.name))
+        return True
+
+    def evaluations(self) -> list[StoredEvaluation]:
+        """Every stored evaluation, in query order."""
+        rows = self._db.execute(
+            "SELECT position, arch_key, architecture, measurement, reason FROM protran_evaluations WHERE campaign = ? ORDER BY position", (self.name,)
+        ).fetchall()
+        out = []
+        for expected, (position, key, arch, measurement, reason) in enumerate(rows):
+            if position != expected:
+                raise ProTranStoreError(f"{self.path}: evaluation {expected} is missing (found position {position})")
+            where = f"evaluation {position}"
+            out.append(StoredEvaluation(position, key, self._load(arch, where), self._load(measurement, where), reason))
+        return out
+
+    def add_evaluation(self, position: int, arch_key: str, architecture: Mapping, measurement: Mapping, reason: str) -> None:
+        """Append one evaluation and commit it."""
+        if self.config() is None:
+            self._db.execute("INSERT OR IGNORE INTO protran_campaigns VALUES (?, '{}', ?)", (self.name, _now()))
+        try:
+            self._db.execute(
+                "INSERT INTO protran_evaluations VALUES (?, ?, ?, ?, ?, ?)",
+                (self.name, position, arch_key, json.dumps(dict(architecture)), json.dumps(dict(measurement)), reason),
+            )
+        except sqlite3.IntegrityError as error:
+            raise ProTranStoreError(f"{self.path}: evaluation {position} of {arch_key} already stored ({error})") from None
+
+    def history(self) -> list[dict]:
+        """Stored history records in sample-count order."""
+        rows = self._db.execute("SELECT samples, record FROM protran_history WHERE campaign = ? ORDER BY samples", (self.name,)).fetchall()
+        return [self._load(record, f"history {samples}") for samples, record in rows]
+
+    def add_history(self, samples: int, record: Mapping[str, Any]) -> None:
+        """Store the record of the surrogate fitted on ``samples`` evaluations (replacing none)."""
+        self._db.execute("INSERT OR IGNORE INTO protran_history VALUES (?, ?, ?)", (self.name, samples, json.dumps(dict(record))))
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Set one loop-state value (JSON)."""
+        self._db.execute("INSERT OR REPLACE INTO protran_state VALUES (?, ?, ?)", (self.name, key, json.dumps(value)))
+
+    def state(self) -> dict:
+        """All loop-state values."""
+        rows = self._db.execute("SELECT key, value FROM protran_state WHERE campaign = ?", (self.name,)).fetchall()
+        return {key: self._load(value, f"state {key}") for key, value in rows}
+
+    def _load(self, text: str, where: str) -> Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ProTranStoreError(f"{self.path}: {where} is not valid JSON ({error})") from None
+
+
+def check_store_writable(path: str | Path | None) -> Path:
+    """Open (creating and migrating when needed) the store at ``path`` and check it takes a write; raise StoreError before any work."""
+    with MeasurementStore(path) as store:  # opening takes the write lock (BEGIN IMMEDIATE): a read-only file is refused
+        return store.path
 
 
 def _normalised(record: MeasurementRecord) -> MeasurementRecord:

@@ -11,7 +11,7 @@ Modules:
   JSON save/load that runs no code);
 * ``calibration``: error, coverage and ranking metrics;
 * ``evaluators``: the ``Evaluator`` protocol and the published-pool evaluator;
-* ``campaign_store``: the SQLite campaign file (resume without repeating evaluations);
+* ``campaign_store``: a campaign in the one EdgeTran store (resume without repeating evaluations);
 * ``loop``: the active-learning loop of Fig. 6;
 * ``comparison``: validation MSE against samples per regressor (Fig. 7) and held-out
   error with and without workload features;

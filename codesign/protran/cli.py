@@ -142,7 +142,7 @@ def run_command(
     budget: Optional[int] = typer.Option(None, "--budget", help=f"Most evaluations in all (default: the whole pool; live: {LIVE_BUDGET}).", min=2),
     folds: int = typer.Option(5, "--folds", help="K of the K-fold validation.", min=2),
     patience: Optional[int] = typer.Option(None, "--patience", help="Consecutive fits below the threshold needed to stop (default 5; paper text and --preset paper: 1).", min=1),
-    store: Optional[Path] = typer.Option(None, "--store", help="SQLite campaign file: created, or resumed if it exists."),
+    store: Optional[Path] = typer.Option(None, "--store", help="The EdgeTran store (SQLite; the same file `profile` and `campaign run` use) holding the campaign 'protran': created, or resumed if it exists."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the final surrogates to this JSON file."),
     rig: Optional[Path] = typer.Option(None, "--rig", help="Live: rig.toml of the board (default: the virtual rig)."),
     runs: Optional[int] = typer.Option(None, "--runs", help="Live: timed runs per repeat (default 10; raised when a block is too short).", min=1),
@@ -182,7 +182,8 @@ def run_command(
     if rig is not None and not rig.is_file():
         raise typer.BadParameter(f"--rig {rig}: file not found")
     if store is not None and not store.parent.is_dir():
-        raise typer.BadParameter(f"--store {store}: directory {store.parent} does not exist")
+        what = "is not a directory" if store.parent.exists() else "does not exist"
+        raise typer.BadParameter(f"--store {store}: {store.parent} {what}")
     if initial is None:
         initial = LIVE_INITIAL if live else 16
     if budget is None and live:

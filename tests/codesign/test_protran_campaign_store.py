@@ -109,7 +109,7 @@ def test_store_uses_wal_and_refuses_non_campaign_files(tmp_path):
     connection.close()
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(CampaignStoreError, match="not a campaign file"):
+    with pytest.raises(CampaignStoreError, match="not an EdgeTran store"):
         CampaignStore(junk)
     with pytest.raises(CampaignStoreError, match="does not exist"):
         CampaignStore(tmp_path / "missing" / "x.sqlite")

@@ -107,9 +107,10 @@ def test_fig7_counts_have_integer_ticks(report):
         assert all(text.isdigit() for _, text in panel["xticks"]), panel["xticks"]
 
 
-def test_fig13_rows_are_the_layer_counts_that_exist_and_no_point_hides_another(live_report):
+def test_fig13_rows_are_the_layer_counts_that_exist_and_no_point_hides_another(live_report, tmp_path):
     summary, _ = live_report
-    campaign = load_live_campaign(FIXTURE)
+    shutil.copy(FIXTURE, tmp_path / "c.sqlite")  # opening migrates the old-layout file in place: never the fixture itself
+    campaign = load_live_campaign(tmp_path / "c.sqlite")
     layers = sorted({a.layers for a in campaign.candidates})
     assert layers == [2, 4]  # the 2 GFLOP cap: no 3-layer model exists to interpolate through
     assert summary["depth_width"]["layers"] == layers

@@ -284,19 +284,19 @@ def test_migration_hook_upgrades_in_place_and_newer_files_are_refused(tmp_path: 
     with MeasurementStore(path) as v1:
         v1.start_campaign("c1", CONFIG)
         v1.add_measurement(record_for("c1", key(1)))
-        assert v1.schema_version == SCHEMA_VERSION == 1
-    with pytest.raises(StoreError, match="no migration from schema version 1 to 2"):
-        MeasurementStore(path, migrations={3: lambda conn: None})
+        assert v1.schema_version == SCHEMA_VERSION == 2
+    with pytest.raises(StoreError, match="no migration from schema version 2 to 3"):
+        MeasurementStore(path, migrations={4: lambda conn: None})
 
     def add_ambient(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE measurements ADD COLUMN ambient_c REAL")
 
-    with MeasurementStore(path, migrations={2: add_ambient}) as v2:
-        assert v2.schema_version == 2
-        assert v2.measurement("c1", key(1)) == record_for("c1", key(1))
-        columns = [r[1] for r in v2.connection.execute("PRAGMA table_info(measurements)")]
+    with MeasurementStore(path, migrations={3: add_ambient}) as v3:
+        assert v3.schema_version == 3
+        assert v3.measurement("c1", key(1)) == record_for("c1", key(1))
+        columns = [r[1] for r in v3.connection.execute("PRAGMA table_info(measurements)")]
         assert "ambient_c" in columns
-    with pytest.raises(StoreError, match="schema version 2, newer"):
+    with pytest.raises(StoreError, match="schema version 3, newer"):
         MeasurementStore(path)
 
 
