@@ -33,6 +33,8 @@ def _cpufreq(sysfs_root: Optional[Path]):
     from device_runners.cpufreq import Cpufreq, SysfsAccess, default_root
     from device_runners.cpufreq_emulator import EMULATED_MARKER, EmulatedCpufreq
 
+    if sysfs_root is not None and not Path(sysfs_root).is_dir():
+        raise typer.BadParameter(f"--sysfs-root {sysfs_root}: not a directory")
     root = Path(sysfs_root) if sysfs_root is not None else Path(default_root())
     if root != Path("/") and (root / EMULATED_MARKER).exists():
         return Cpufreq(EmulatedCpufreq(root))

@@ -168,8 +168,14 @@ def profile_command(
     as_json: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
     """Measure latency, energy per sequence and peak power of a model on a rig board."""
-    from firmware_host.profile import ProfileOptions, run_profile
+    from firmware_host.profile import FORMAT_OF_RUNTIME, ProfileOptions, run_profile
 
+    if runtime is not None and runtime not in FORMAT_OF_RUNTIME:
+        raise typer.BadParameter(f"--runtime {runtime!r}: unknown runtime (choose from {', '.join(FORMAT_OF_RUNTIME)})")
+    if not file.exists():
+        raise typer.BadParameter(f"{file}: file not found")
+    if file.is_dir():
+        raise typer.BadParameter(f"{file}: is a directory, expected a model dictionary (JSON) or an exported artifact")
     if store is not None and not store.parent.is_dir():
         raise typer.BadParameter(f"--store {store}: directory {store.parent} does not exist")
     inventory = _rig(rig)

@@ -42,6 +42,16 @@ def input_errors() -> Iterator[None]:
         raise typer.BadParameter(message) from None
 
 
+def check_output(path: Path) -> Path:
+    """Refuse (exit 2) an output file that cannot be written, before any work is done."""
+    from codesign.atomic_io import OutputPathError, check_output_file
+
+    try:
+        return check_output_file(path)
+    except OutputPathError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` pairs to typed parameters (int, hex int, float, bool, or string)."""
     params: dict[str, Any] = {}
@@ -197,6 +207,8 @@ def load_daemon_config(path: Path) -> dict:
             table = tomllib.load(handle)
     except FileNotFoundError:
         raise typer.BadParameter(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise typer.BadParameter(f"{path}: is a directory, expected a daemon TOML file") from None
     except tomllib.TOMLDecodeError as error:
         raise typer.BadParameter(f"{path}: not valid TOML ({error})") from None
     daemon = table.get("daemon", {})
@@ -385,6 +397,7 @@ def import_command(
     from sensors.trace.exchange import import_any
     from sensors.trace.format import write_trace
 
+    check_output(out)
     with input_errors():
         trace = import_any(source, events)
         write_trace(out, trace)
