@@ -132,7 +132,10 @@ def run_command(
                 typer.echo(f"{name}: not installed ({info['pip']})")
         return
     from device_runners.protocol import measure
+    from device_runners.runtimes import RUNTIME_FORMATS
 
+    if runtime is not None and runtime not in RUNTIME_FORMATS:
+        raise typer.BadParameter(f"--runtime {runtime!r}: unknown runtime (choose from {', '.join(RUNTIME_FORMATS)})")
     with input_errors():
         report = measure(artifact, runtime, device, batch, runs, warmup, idle_s, timeout_s, threads, precision, seed, inter_threads=inter_threads)
     if as_json:

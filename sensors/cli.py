@@ -120,8 +120,9 @@ def record(
     """Record a sensor to a trace file for a fixed duration, with a progress bar."""
     from sensors.daemon import SamplingDaemon
 
-    if out.exists():
+    if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out}: already exists (refusing to overwrite a recording)")
+    check_output(out)
     source = build_sensor(sensor, parse_params(param), rate)
     with input_errors():
         daemon = SamplingDaemon(

@@ -114,6 +114,8 @@ def check_destination(out: Path) -> None:
     from codesign.atomic_io import OutputPathError, check_output_directory
 
     out = Path(out)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ReportError(f"{out}: {out.parent} is not a directory")
     if not out.parent.is_dir():
         raise ReportError(f"{out}: directory {out.parent} does not exist")
     if out.exists() and not out.is_dir():

@@ -12,6 +12,7 @@ root too (the suite runs as root in CI, where a 0555 directory is writable).
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -24,13 +25,14 @@ MODEL = str(REPO_ROOT / "examples" / "bert-tiny.json")
 
 # command path -> [(what is wrong, arguments)]; {ro}: an output under a regular file,
 # {dir}: an existing directory, {missing}: a file that does not exist, {model}: a valid
-# model dictionary, {trace}: a valid trace file.
+# model dictionary, {trace}: a valid trace file, {rodir}: an existing directory nobody can
+# create files in (/proc, refused for root too).
 CASES: dict[str, list[tuple[str, list[str]]]] = {
     "run": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}"]), ("unknown runtime", ["{model}", "--runtime", "foo"])],
     "profile": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}"]), ("unknown runtime", ["{model}", "--runtime", "foo"]),
-                ("unwritable store", ["{model}", "--store", "{ro}"]), ("missing rig", ["{model}", "--rig", "{missing}"])],
+                ("missing rig", ["{model}", "--rig", "{missing}"])],
     "space stats": [("unknown option", ["--bogus"])],
-    "space sample": [("unwritable output", ["-n", "2", "--out", "{ro}"]), ("directory for a file", ["-n", "2", "--out", "{dir}"]),
+    "space sample": [("unwritable output", ["-n", "2", "--out", "{ro}"]), ("unwritable directory", ["-n", "2", "--out", "{rodir}/s.json"]), ("directory for a file", ["-n", "2", "--out", "{dir}"]),
                      ("unknown method", ["--method", "foo"])],
     "space embed": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}"])],
     "space decode": [("not a vector", ["[1, 2"])],
@@ -38,27 +40,31 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     "space validate": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}"])],
     "published list": [("unknown option", ["--bogus"])],
     "model params": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}"])],
-    "model export": [("missing file", ["{missing}", "--out", "{dir}"]), ("unwritable output", ["{model}", "--out", "{ro}"]),
-                     ("unknown runtime", ["{model}", "--out", "{dir}", "--runtime", "foo"])],
-    "model transfer": [("missing file", ["{missing}", "{model}", "--out", "{dir}"]), ("unwritable output", ["{model}", "{model}", "--out", "{ro}"])],
+    "model export": [("missing file", ["{missing}", "-f", "onnx", "--out", "{dir}"]), ("unwritable output", ["{model}", "-f", "onnx", "--out", "{ro}"]),
+                     ("unwritable directory", ["{model}", "-f", "onnx", "--out", "{rodir}/exports"]), ("unknown format", ["{model}", "--out", "{dir}", "-f", "foo"])],
+    "model transfer": [("missing file", ["{missing}", "{model}", "--mode", "ot", "--out", "{dir}"]),
+                       ("unwritable output", ["{model}", "{model}", "--mode", "ot", "--out", "{ro}"]),
+                       ("unknown mode", ["{model}", "{model}", "--mode", "foo", "--out", "{dir}"])],
     "model pretrain": [("missing file", ["{missing}", "--out", "{dir}"]), ("unwritable output", ["{model}", "--out", "{ro}"])],
-    "protran run": [("unknown device", ["--device", "published:nope"]), ("unwritable save-model", ["--device", "published:cpu_rpi_b1_r1", "--save-model", "{ro}"])],
-    "protran compare": [("unknown device", ["--device", "published:nope"])],
+    "protran run": [("unknown device", ["--device", "published:foo"]), ("unwritable save-model", ["--device", "published:cpu_rpi_b1_r1", "--save-model", "{ro}"])],
+    "protran compare": [("unknown device", ["--device", "published:foo"])],
     "protran predict": [("missing file", ["{missing}", "--device", "published:cpu_rpi_b1_r1"]),
                         ("directory for a file", ["{dir}", "--device", "published:cpu_rpi_b1_r1"]),
-                        ("unknown device", ["{model}", "--device", "published:nope"])],
+                        ("unknown device", ["{model}", "--device", "published:foo"])],
     "protran report": [("unwritable output", ["--device", "published:cpu_rpi_b1_r1", "--out", "{ro}"]),
+                       ("unwritable directory", ["--device", "published:cpu_rpi_b1_r1", "--out", "{rodir}/rep"]),
                        ("unknown regressor", ["--device", "published:cpu_rpi_b1_r1", "--out", "{dir}/rep", "--regressor", "foo"])],
     "sensor list": [("unknown option", ["--bogus"])],
-    "sensor record": [("unwritable output", ["--out", "{ro}", "--duration", "0.2"]), ("directory for a file", ["--out", "{dir}", "--duration", "0.2"]),
+    "sensor record": [("unwritable output", ["--out", "{ro}", "--duration", "0.2"]), ("unwritable directory", ["--out", "{rodir}/r.trace", "--duration", "0.2"]), ("directory for a file", ["--out", "{dir}", "--duration", "0.2"]),
                       ("unknown sensor", ["--out", "{dir}/r.trace", "--sensor", "foo"]),
                       ("unknown parameter", ["--out", "{dir}/r.trace", "--param", "foo=bar"])],
     "sensor live": [("missing replay", ["--replay", "{missing}", "--duration", "0.1"]), ("unknown sensor", ["--sensor", "foo", "--duration", "0.1"])],
     "sensor daemon": [("missing config", ["--config", "{missing}"]), ("directory for a file", ["--config", "{dir}"])],
-    "trace info": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}/sub"])],
-    "trace import": [("missing file", ["{missing}", "--out", "{dir}/t.trace"]), ("unwritable output", ["{csv}", "--out", "{ro}"]),
+    "trace info": [("missing file", ["{missing}"])],  # a directory is valid here (rotated traces)
+    "trace import": [("missing file", ["{missing}", "--out", "{dir}/t.trace"]), ("unwritable output", ["{csv}", "--out", "{ro}"]), ("unwritable directory", ["{csv}", "--out", "{rodir}/t.trace"]),
                      ("directory for a file", ["{csv}", "--out", "{dir}"])],
     "trace export": [("missing file", ["{missing}", "--csv", "{dir}/x.csv"]), ("unwritable output", ["{trace}", "--csv", "{ro}"]),
+                     ("unwritable directory", ["{trace}", "--csv", "{rodir}/x.csv"]),
                      ("directory for a file", ["{trace}", "--csv", "{dir}"]), ("unknown stream", ["{trace}", "--csv", "{dir}/x.csv", "--stream", "foo"])],
     "trace energy": [("missing file", ["{missing}", "--start", "0", "--end", "1"]), ("unknown channel", ["{trace}", "--start", "0", "--end", "0.5", "--channel", "foo"])],
     "cpufreq show": [("missing sysfs root", ["--sysfs-root", "{missing}"])],
@@ -69,9 +75,9 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     "rig check": [("missing rig", ["--rig", "{missing}"])],
     "rig deploy": [("missing rig", ["board", "--rig", "{missing}"])],
     "rig scheduler": [("missing rig", ["--rig", "{missing}"])],
-    "campaign run": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}"])],
+    "campaign run": [("missing file", ["{missing}", "--name", "c"]), ("directory for a file", ["{dir}", "--name", "c"])],
     "store campaigns": [("missing store", ["--store", "{missing}"])],
-    "store export": [("missing store", ["--store", "{missing}", "--csv", "{dir}/x.csv"])],
+    "store export": [("missing store", ["--store", "{missing}", "--campaign", "c", "--csv", "{dir}/x.csv"])],
 }
 
 
@@ -114,7 +120,17 @@ def places(tmp_path: Path) -> dict[str, str]:
 
     write_trace(trace, import_any(samples, None))
     return {"ro": str(afile / "out.json"), "dir": str(work), "missing": str(tmp_path / "missing.json"), "model": MODEL,
-            "trace": str(trace), "csv": str(samples)}
+            "trace": str(trace), "csv": str(samples), "rodir": "/proc"}
+
+
+# What the one line must say, by the kind of mistake (the case's label up to its first space).
+NAMES_THE_PROBLEM = {
+    "missing": r"not found|does not exist|no store there|not a directory",
+    "directory": r"is a directory",
+    "unwritable": r"cannot write|cannot create|is not a directory",
+    "unknown": r"'?(foo|bogus)'?",
+    "not": r"not a JSON list",
+}
 
 
 def tree(root: Path) -> set[str]:
@@ -135,5 +151,6 @@ def test_bad_input_is_one_line_exit_2_and_no_file(cli, places, tmp_path, monkeyp
     assert code == 2, (argv, out, err)
     assert "Traceback" not in out + err
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"edgetran {command}") or lines[0].startswith("edgetran"), lines
+    assert lines[0].startswith(f"edgetran {command}: error: "), lines
+    assert re.search(NAMES_THE_PROBLEM[what.split()[0]], lines[0], re.IGNORECASE), f"{what}: {lines[0]}"
     assert tree(tmp_path) - before <= {"artifacts"}, f"left behind: {sorted(tree(tmp_path) - before)}"
