@@ -572,7 +572,7 @@ def predict_command(
             f"predict on {spec.text} needs --model (surrogates saved by protran run --device {spec.text} --save-model)"
         )
     name = spec.name if spec.kind != "published" else _published_device(device, "predict")
-    archs, single = _load_architectures(file)
+    archs, _ = _load_architectures(file)
     with protran_errors():
         if model is not None:
             surrogates, meta = load_surrogates(model)
@@ -611,7 +611,7 @@ def predict_command(
     if as_json:
         emit_json({
             "device": name, "features": features, **source, "origin": origin, "units": units_note(origin),
-            "predictions": rows[0] if single else rows,
+            "predictions": rows,  # always a list, one entry per architecture (a single model dictionary too)
         })
         return
     labels = measure_labels(origin)

@@ -154,3 +154,29 @@ def test_bad_input_is_one_line_exit_2_and_no_file(cli, places, tmp_path, monkeyp
     assert lines[0].startswith(f"edgetran {command}: error: "), lines
     assert re.search(NAMES_THE_PROBLEM[what.split()[0]], lines[0], re.IGNORECASE), f"{what}: {lines[0]}"
     assert tree(tmp_path) - before <= {"artifacts"}, f"left behind: {sorted(tree(tmp_path) - before)}"
+
+
+def help_pages() -> list[list[str]]:
+    """The argv of every command's --help."""
+    return [[*path.split(), "--help"] for path in sorted(command_paths())]
+
+
+def test_flags_are_shown_as_flags_in_help(cli):
+    """#12: `--json` (and every other flag) is shown without a value placeholder such as <bool>."""
+    for argv in help_pages():
+        code, out, _ = cli(*argv)
+        assert code == 0, argv
+        for line in out.splitlines():
+            if "--json" in line and "FILE" not in line.upper():
+                assert "<bool>" not in line and "BOOLEAN" not in line, (argv, line)
+
+
+def test_the_ina219_error_names_options_that_exist():
+    """#12: a missing I2C bus suggests `--param bus=N`, not a `--bus` option that no command has."""
+    from sensors.base import SensorConfigError
+    from sensors.registry import _smbus
+
+    pytest.importorskip("smbus2")
+    with pytest.raises(SensorConfigError) as caught:
+        _smbus(987)
+    assert "--param bus=" in str(caught.value) and "--bus" not in str(caught.value).replace("--param bus", "")
