@@ -132,6 +132,7 @@ def record(
     stop = threading.Event()
     _stop_on_signals(stop)
     started = time.monotonic()
+    interrupted = False
     try:
         with Progress(TextColumn("recording {task.description}"), BarColumn(), TimeRemainingColumn(), disable=as_json, transient=True) as progress:
             task = progress.add_task(str(out), total=duration)
@@ -139,7 +140,7 @@ def record(
                 progress.update(task, completed=elapsed)
                 time.sleep(0.05)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     finally:
         daemon.stop()
         source.close()
@@ -157,6 +158,7 @@ def record(
         "errors": stats.errors,
         "gaps": stats.gaps,
         "scheduling": daemon.scheduling,
+        "interrupted": interrupted,
     }
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -166,6 +168,13 @@ def record(
             f"{stats.on_time_fraction * 100:.2f}% of ticks on time ({daemon.scheduling}), {stats.errors} errors, {stats.gaps} gaps; "
             f"{source.info.provenance}, update interval {source.info.update_interval_s * 1e3:.3f} ms)"
         )
+    if interrupted:  # Ctrl-C: the trace so far is complete and closed; say so and exit 130 like any interrupted command
+        typer.echo(
+            f"edgetran sensor record: interrupted after {elapsed:.2f} of {duration:g} s: kept {stats.fresh} samples in {out} "
+            f"(a complete, closed trace; record again with a new --out for the rest)",
+            err=True,
+        )
+        raise typer.Exit(130)
 
 
 @sensor_app.command("live")
