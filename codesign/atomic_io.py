@@ -154,7 +154,11 @@ def _probe_directory(directory: Path, target: Path) -> None:
 def check_output_file(path: str | Path) -> Path:
     """Refuse an output file that cannot be written: a directory, a missing or non-directory parent, an unwritable one."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_directory = path.is_dir()
+    except OSError as error:  # a name too long, ...
+        raise OutputPathError(f"{path}: cannot write ({error.strerror or error})") from None
+    if is_directory:
         raise OutputPathError(f"{path}: is a directory, expected a file")
     parent = path.parent
     if not parent.exists():
@@ -169,8 +173,11 @@ def check_output_directory(path: str | Path) -> Path:
     """Refuse an output directory that cannot be created or written: a file in its place or on its path, an unwritable ancestor."""
     path = Path(path)
     existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as error:  # a name too long, ...
+        raise OutputPathError(f"{path}: cannot write ({error.strerror or error})") from None
     if not existing.is_dir():
         raise OutputPathError(f"{path}: {existing} is not a directory" if existing != path else f"{path}: exists and is not a directory")
     _probe_directory(existing, path)

@@ -135,7 +135,7 @@ def run_command(
     from device_runners.runtimes import RUNTIME_FORMATS
 
     if runtime is not None and runtime not in RUNTIME_FORMATS:
-        raise typer.BadParameter(f"--runtime {runtime!r}: unknown runtime (choose from {', '.join(RUNTIME_FORMATS)})")
+        raise typer.BadParameter(f"unknown runtime {runtime!r} (known: {', '.join(RUNTIME_FORMATS)})")
     with input_errors():
         report = measure(artifact, runtime, device, batch, runs, warmup, idle_s, timeout_s, threads, precision, seed, inter_threads=inter_threads)
     if as_json:

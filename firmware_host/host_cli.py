@@ -181,7 +181,7 @@ def profile_command(
     from firmware_host.profile import FORMAT_OF_RUNTIME, ProfileOptions, run_profile
 
     if runtime is not None and runtime not in FORMAT_OF_RUNTIME:
-        raise typer.BadParameter(f"--runtime {runtime!r}: unknown runtime (choose from {', '.join(FORMAT_OF_RUNTIME)})")
+        raise typer.BadParameter(f"unknown runtime {runtime!r} (known: {', '.join(FORMAT_OF_RUNTIME)})")
     if not file.exists():
         raise typer.BadParameter(f"{file}: file not found")
     if file.is_dir():
