@@ -180,3 +180,12 @@ def test_the_ina219_error_names_options_that_exist():
     with pytest.raises(SensorConfigError) as caught:
         _smbus(987)
     assert "--param bus=" in str(caught.value) and "--bus" not in str(caught.value).replace("--param bus", "")
+
+
+@pytest.mark.parametrize("command", ["record", "live"])
+def test_an_unknown_sensor_parameter_lists_the_valid_keys(cli, tmp_path, command):
+    """#12: `--param foo=bar` names the parameter and lists what the kind accepts (no internal function name)."""
+    extra = ["--out", str(tmp_path / "r.ettrace")] if command == "record" else ["--duration", "0.1"]
+    code, _, err = cli("sensor", command, "--param", "foo=bar", *extra)
+    assert code == 2 and "takes no parameter 'foo'" in err and "accepts: rate_hz, waveform" in err
+    assert "_emulated_ina219" not in err and "()" not in err and list(tmp_path.iterdir()) == []
