@@ -153,3 +153,13 @@ def test_record_cut_short_by_ctrl_c_says_what_was_kept_and_exits_130(tmp_path: P
 
     trace = read_trace(out)
     assert trace.closed_cleanly and len(trace.stream().t) > 0
+
+
+def test_trace_export_json_prints_the_written_files_and_counts(cli, recorded: Path, tmp_path: Path):
+    """#12: `trace export --json` prints what its help promises: both files written and the counts."""
+    csv_path = tmp_path / "x.csv"
+    code, out, err = cli("trace", "export", str(recorded), "--csv", str(csv_path), "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["samples_csv"] == str(csv_path) and Path(data["events_csv"]).is_file() and csv_path.is_file()
+    assert data["samples"] == len(csv_path.read_text().splitlines()) - 1 and data["problems"] == []
