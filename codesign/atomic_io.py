@@ -146,7 +146,7 @@ def _probe_directory(directory: Path, target: Path) -> None:
     try:
         fd, probe = _create_temporary_file(directory / target.name)
     except OSError as error:
-        raise OutputPathError(f"{target}: cannot write in {directory} ({error.strerror or error})") from None
+        raise OutputPathError(f"{target}: cannot write into {directory} ({error.strerror or error})") from None
     os.close(fd)
     probe.unlink(missing_ok=True)
 
