@@ -135,3 +135,50 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)
         raise
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written (checked before any work is done)."""
+
+
+def _probe_directory(directory: Path, target: Path) -> None:
+    """Create and remove one hidden file in ``directory``: the real test of writability (root ignores mode bits)."""
+    try:
+        fd, probe = _create_temporary_file(directory / target.name)
+    except OSError as error:
+        raise OutputPathError(f"{target}: cannot write into {directory} ({error.strerror or error})") from None
+    os.close(fd)
+    probe.unlink(missing_ok=True)
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Refuse an output file that cannot be written: a directory, a missing or non-directory parent, an unwritable one."""
+    path = Path(path)
+    try:
+        is_directory = path.is_dir()
+    except OSError as error:  # a name too long, ...
+        raise OutputPathError(f"{path}: cannot write ({error.strerror or error})") from None
+    if is_directory:
+        raise OutputPathError(f"{path}: is a directory, expected a file")
+    parent = path.parent
+    if not parent.exists():
+        raise OutputPathError(f"{path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise OutputPathError(f"{path}: {parent} is not a directory")
+    _probe_directory(parent, path)
+    return path
+
+
+def check_output_directory(path: str | Path) -> Path:
+    """Refuse an output directory that cannot be created or written: a file in its place or on its path, an unwritable ancestor."""
+    path = Path(path)
+    existing = path
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as error:  # a name too long, ...
+        raise OutputPathError(f"{path}: cannot write ({error.strerror or error})") from None
+    if not existing.is_dir():
+        raise OutputPathError(f"{path}: {existing} is not a directory" if existing != path else f"{path}: exists and is not a directory")
+    _probe_directory(existing, path)
+    return path

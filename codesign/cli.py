@@ -67,10 +67,18 @@ def write_text_atomically(path: Path, text: str) -> None:
     """Write a file through a temporary sibling and a rename: never a partial file."""
     from codesign.atomic_io import write_text_atomically as write
 
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise typer.BadParameter(f"{path}: directory {path.parent} does not exist")
-    write(path, text)
+    check_output(path)
+    write(Path(path), text)
+
+
+def check_output(path: Path, directory: bool = False) -> Path:
+    """Refuse (exit 2) an output file (or directory) that cannot be written, before any work is done."""
+    from codesign.atomic_io import OutputPathError, check_output_directory, check_output_file
+
+    try:
+        return check_output_directory(path) if directory else check_output_file(path)
+    except OutputPathError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def emit_json(data: Any) -> None:
@@ -132,6 +140,8 @@ def sample(
     """Sample distinct, valid architectures by a low-discrepancy or random method."""
     from codesign.sampling import sample_architectures
 
+    if out is not None:
+        check_output(out)
     with input_errors():
         archs = sample_architectures(method.value, n, seed, _space(), stratify)
     models = [arch.to_dict() for arch in archs]

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codesign.cli import emit_json, write_text_atomically
+from codesign.cli import check_output, emit_json, write_text_atomically
 
 model_app = typer.Typer(help="Transformer models: parameter counts, export, weight transfer, MLM pre-training.", no_args_is_help=True)
 
@@ -136,6 +136,7 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Export to ONNX / OpenVINO IR / TFLite, check logits against torch, store sha256-named with a sidecar."""
+    check_output(out, directory=True)
     from codesign.export.formats import FormatUnavailable, require_format
 
     try:
@@ -170,6 +171,7 @@ def transfer_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (the summary; tensor by tensor in the report file)."),
 ) -> None:
     """Transfer a parent's weights into a neighbouring child (direct copy, OT or RP; new blocks fresh)."""
+    check_output(out, directory=True)
     from codesign.models.checkpoint import load_model_source, save_checkpoint
     from codesign.transfer import transfer
 
@@ -217,6 +219,7 @@ def pretrain(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Pre-train with masked language modelling on the bundled corpus (seeded); report the loss curve."""
+    check_output(out, directory=True)
     from codesign.corpus.text import corpus_texts
     from codesign.corpus.tokenizer import bundled_tokenizer
     from codesign.models.checkpoint import load_model_source, save_checkpoint

@@ -127,11 +127,15 @@ def check_meta(meta: Any, where: str = "artifact") -> dict:
 def read_artifact(path: str | Path) -> Artifact:
     """Read an artifact from its sidecar, its model file or its hash-named stem (not verified)."""
     path = Path(path)
+    if path.is_dir():
+        raise ArtifactError(f"{path}: is a directory, expected an artifact (its sidecar, model file or hash stem)")
     sidecar = path if path.suffix == SIDECAR_SUFFIX else path.with_suffix(SIDECAR_SUFFIX)
     try:
         with open(sidecar, encoding="utf-8") as handle:
             meta: Any = json.load(handle)
     except FileNotFoundError:
+        if sidecar == path:
+            raise ArtifactError(f"{path}: file not found") from None
         raise ArtifactError(f"{sidecar}: no sidecar (expected <sha256>.json beside the model file)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArtifactError(f"{sidecar}: sidecar is not valid JSON ({error})") from None

@@ -33,6 +33,8 @@ def _cpufreq(sysfs_root: Optional[Path]):
     from device_runners.cpufreq import Cpufreq, SysfsAccess, default_root
     from device_runners.cpufreq_emulator import EMULATED_MARKER, EmulatedCpufreq
 
+    if sysfs_root is not None and not Path(sysfs_root).is_dir():
+        raise typer.BadParameter(f"--sysfs-root {sysfs_root}: not a directory")
     root = Path(sysfs_root) if sysfs_root is not None else Path(default_root())
     if root != Path("/") and (root / EMULATED_MARKER).exists():
         return Cpufreq(EmulatedCpufreq(root))
@@ -130,7 +132,10 @@ def run_command(
                 typer.echo(f"{name}: not installed ({info['pip']})")
         return
     from device_runners.protocol import measure
+    from device_runners.runtimes import RUNTIME_FORMATS
 
+    if runtime is not None and runtime not in RUNTIME_FORMATS:
+        raise typer.BadParameter(f"unknown runtime {runtime!r} (known: {', '.join(RUNTIME_FORMATS)})")
     with input_errors():
         report = measure(artifact, runtime, device, batch, runs, warmup, idle_s, timeout_s, threads, precision, seed, inter_threads=inter_threads)
     if as_json:

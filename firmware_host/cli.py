@@ -58,9 +58,19 @@ def error_line(error: Exception) -> str:
     return f"{where}: error: {' '.join(str(message).split())}"
 
 
+def show_flags_as_flags(command) -> None:
+    """Give every flag (``--json``, ``--help``) an empty metavar so help does not show it as taking a ``<bool>`` value."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        show_flags_as_flags(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code (2 for bad input)."""
     command = typer.main.get_command(app)
+    show_flags_as_flags(command)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         with rig_device_kind():  # `--device rig:<board>` (ProTran) measures on the rig while the command runs

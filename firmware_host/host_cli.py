@@ -40,9 +40,13 @@ def _rig(path: Optional[Path]):
 @rig_app.command("show")
 def show(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (default: the virtual rig)."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Print the rig's boards and sensors."""
+    from firmware_host.virtual_rig import board_models
+
     inventory = _rig(rig)
+    models = [{"model": m.name, "description": m.description, "idle_w": m.idle_w, "load_w": m.load_w, "cores": m.cores,
+               "frequencies_khz": list(m.frequencies_khz)} for m in board_models().values()]
     if as_json:
-        typer.echo(json.dumps(inventory.to_dict(), indent=2))
+        typer.echo(json.dumps({**inventory.to_dict(), "board_models": models}, indent=2))
         return
     boards = Table(title=f"Boards ({inventory.source}{', emulated' if inventory.emulated else ''})")
     for column in ("name", "host", "model", "runtime", "device", "batch", "seq len", "cpufreq policy"):
@@ -54,9 +58,15 @@ def show(rig: Optional[Path] = typer.Option(None, "--rig", help="rig.toml (defau
         sensors.add_column(column)
     for s in inventory.sensors:
         sensors.add_row(s.name, s.kind, s.measures, s.runs_on, s.channel, f"{s.rate_hz:g}")
+    catalogue = Table(title="Board models of virtual boards (model = NAME in rig.toml; EMULATED power)")
+    for column in ("model", "cores", "idle W", "load W", "description"):
+        catalogue.add_column(column)
+    for m in models:
+        catalogue.add_row(m["model"], str(m["cores"]), f"{m['idle_w']:g}", f"{m['load_w']:g}", m["description"])
     console = Console()
     console.print(boards)
     console.print(sensors)
+    console.print(catalogue)
 
 
 @rig_app.command("check")
@@ -168,8 +178,14 @@ def profile_command(
     as_json: bool = typer.Option(False, "--json", help="Print the measurement as JSON."),
 ) -> None:
     """Measure latency, energy per sequence and peak power of a model on a rig board."""
-    from firmware_host.profile import ProfileOptions, run_profile
+    from firmware_host.profile import FORMAT_OF_RUNTIME, ProfileOptions, run_profile
 
+    if runtime is not None and runtime not in FORMAT_OF_RUNTIME:
+        raise typer.BadParameter(f"unknown runtime {runtime!r} (known: {', '.join(FORMAT_OF_RUNTIME)})")
+    if not file.exists():
+        raise typer.BadParameter(f"{file}: file not found")
+    if file.is_dir():
+        raise typer.BadParameter(f"{file}: is a directory, expected a model dictionary (JSON) or an exported artifact")
     if store is not None:  # checked (opened, migrated, write-locked once) before anything is measured
         from firmware_host.store import check_store_writable
 

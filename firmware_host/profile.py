@@ -88,6 +88,8 @@ FORMAT_OF_RUNTIME = {"onnxruntime": "onnx", "openvino": "openvino", "tflite": "t
 def resolve_artifact(file: str | Path, runtime: str, seq_len: int, batch: int, seed: int, folder: Path | None = None) -> Path:
     """An artifact's sidecar: FILE itself when it is one, else FILE's architecture exported (cached)."""
     path = Path(file)
+    if path.is_dir():
+        raise ProfileError(f"{path}: is a directory, expected a model dictionary (JSON) or an exported artifact")
     if not path.is_file():
         raise ProfileError(f"{path}: file not found")
     from device_runners.artifact import ArtifactError, read_artifact

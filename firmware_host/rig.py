@@ -284,6 +284,8 @@ def load_rig(path: str | Path | None) -> Rig:
             table = tomllib.load(handle)
     except FileNotFoundError:
         raise RigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise RigError(f"{path}: is a directory, expected a rig.toml file") from None
     except tomllib.TOMLDecodeError as error:
         raise RigError(f"{path}: not valid TOML ({error})") from None
     return parse_rig(table, str(path))

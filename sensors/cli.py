@@ -42,6 +42,16 @@ def input_errors() -> Iterator[None]:
         raise typer.BadParameter(message) from None
 
 
+def check_output(path: Path) -> Path:
+    """Refuse (exit 2) an output file that cannot be written, before any work is done."""
+    from codesign.atomic_io import OutputPathError, check_output_file
+
+    try:
+        return check_output_file(path)
+    except OutputPathError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` pairs to typed parameters (int, hex int, float, bool, or string)."""
     params: dict[str, Any] = {}
@@ -110,8 +120,9 @@ def record(
     """Record a sensor to a trace file for a fixed duration, with a progress bar."""
     from sensors.daemon import SamplingDaemon
 
-    if out.exists():
+    if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out}: already exists (refusing to overwrite a recording)")
+    check_output(out)
     source = build_sensor(sensor, parse_params(param), rate)
     with input_errors():
         daemon = SamplingDaemon(
@@ -121,6 +132,7 @@ def record(
     stop = threading.Event()
     _stop_on_signals(stop)
     started = time.monotonic()
+    interrupted = False
     try:
         with Progress(TextColumn("recording {task.description}"), BarColumn(), TimeRemainingColumn(), disable=as_json, transient=True) as progress:
             task = progress.add_task(str(out), total=duration)
@@ -128,7 +140,7 @@ def record(
                 progress.update(task, completed=elapsed)
                 time.sleep(0.05)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     finally:
         daemon.stop()
         source.close()
@@ -146,6 +158,7 @@ def record(
         "errors": stats.errors,
         "gaps": stats.gaps,
         "scheduling": daemon.scheduling,
+        "interrupted": interrupted,
     }
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -155,6 +168,13 @@ def record(
             f"{stats.on_time_fraction * 100:.2f}% of ticks on time ({daemon.scheduling}), {stats.errors} errors, {stats.gaps} gaps; "
             f"{source.info.provenance}, update interval {source.info.update_interval_s * 1e3:.3f} ms)"
         )
+    if interrupted:  # Ctrl-C: the trace so far is complete and closed; say so and exit 130 like any interrupted command
+        typer.echo(
+            f"edgetran sensor record: interrupted after {elapsed:.2f} of {duration:g} s: kept {stats.fresh} samples in {out} "
+            f"(a complete, closed trace; record again with a new --out for the rest)",
+            err=True,
+        )
+        raise typer.Exit(130)
 
 
 @sensor_app.command("live")
@@ -197,6 +217,8 @@ def load_daemon_config(path: Path) -> dict:
             table = tomllib.load(handle)
     except FileNotFoundError:
         raise typer.BadParameter(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise typer.BadParameter(f"{path}: is a directory, expected a daemon TOML file") from None
     except tomllib.TOMLDecodeError as error:
         raise typer.BadParameter(f"{path}: not valid TOML ({error})") from None
     daemon = table.get("daemon", {})
@@ -385,6 +407,7 @@ def import_command(
     from sensors.trace.exchange import import_any
     from sensors.trace.format import write_trace
 
+    check_output(out)
     with input_errors():
         trace = import_any(source, events)
         write_trace(out, trace)

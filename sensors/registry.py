@@ -106,7 +106,7 @@ def _smbus(bus: int) -> Any:
     try:
         return SMBus(bus)
     except FileNotFoundError:
-        raise SensorConfigError(f"/dev/i2c-{bus} does not exist: enable I2C (raspi-config) or pick another --bus") from None
+        raise SensorConfigError(f"/dev/i2c-{bus} does not exist: enable I2C (raspi-config) or pick another bus (--param bus=N; rig.toml: bus = N)") from None
     except PermissionError:
         raise SensorConfigError(f"/dev/i2c-{bus}: permission denied; add the user to the i2c group (see udev/)") from None
 

@@ -134,11 +134,13 @@ def install(
     rules_dir = Path(rules_dir)
     if not dry_run and host.euid() != 0:
         raise NotRootError(f"installing udev rules into {rules_dir} needs root: run it with sudo (or add --dry-run)")
-    if not rules_dir.is_dir():
-        raise ValueError(f"{rules_dir} is not a directory (is udev installed? see --rules-dir)")
     actions: list[str] = []
     if dry_run:
         echo("dry run: the actions below are not carried out")
+    if not rules_dir.is_dir():
+        if not dry_run:
+            raise ValueError(f"{rules_dir} is not a directory (is udev installed? see --rules-dir)")
+        echo(f"note: {rules_dir} does not exist on this machine (is udev installed?); these are the actions on a host that has it")
 
     def act(line: str, argv: Sequence[str] | None = None) -> None:
         echo(line)

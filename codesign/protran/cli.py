@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codesign.cli import emit_json, read_json_input
+from codesign.cli import check_output, emit_json, read_json_input
 
 protran_app = typer.Typer(
     help="ProTran: surrogates of latency, energy and peak power; active-learning profiling campaigns.",
@@ -173,8 +173,8 @@ def run_command(
     _check_choice(features, FEATURE_SETS, "feature set")
     if threshold <= 0:
         raise typer.BadParameter(f"--threshold must be positive, got {threshold}")
-    if save_model is not None and not save_model.parent.is_dir():
-        raise typer.BadParameter(f"{save_model}: directory {save_model.parent} does not exist")
+    if save_model is not None:
+        check_output(save_model)
     if not live:
         unused = [flag for flag, value in (("--rig", rig), ("--runs", runs), ("--repeats", repeats)) if value is not None]
         if unused:
@@ -573,7 +573,7 @@ def predict_command(
             f"predict on {spec.text} needs --model (surrogates saved by protran run --device {spec.text} --save-model)"
         )
     name = spec.name if spec.kind != "published" else _published_device(device, "predict")
-    archs, single = _load_architectures(file)
+    archs, _ = _load_architectures(file)
     with protran_errors():
         if model is not None:
             surrogates, meta = load_surrogates(model)
@@ -595,8 +595,7 @@ def predict_command(
             context = evaluator.context
             source = {"fitted_on": f"all {len(evaluator)} published measurements", "regressor": regressor}
             if save_model is not None:
-                if not save_model.parent.is_dir():
-                    raise typer.BadParameter(f"{save_model}: directory {save_model.parent} does not exist")
+                check_output(save_model)
                 _save_model(save_model, surrogates, evaluator, regressor, features, dict(zip(MEASURES, maxima.tolist())), len(evaluator))
         X = featurize(archs, features, context)
         with single_threaded_blas():
@@ -613,7 +612,7 @@ def predict_command(
     if as_json:
         emit_json({
             "device": name, "features": features, **source, "origin": origin, "units": units_note(origin),
-            "predictions": rows[0] if single else rows,
+            "predictions": rows,  # always a list, one entry per architecture (a single model dictionary too)
         })
         return
     labels = measure_labels(origin)

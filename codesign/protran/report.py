@@ -111,11 +111,19 @@ def check_destination(out: Path) -> None:
     deleted; a previous report (it holds ``summary.json`` and only ``.png`` / ``.md`` /
     ``.json`` files) is replaced. The parent must exist and be writable.
     """
+    from codesign.atomic_io import OutputPathError, check_output_directory
+
     out = Path(out)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ReportError(f"{out}: {out.parent} is not a directory")
     if not out.parent.is_dir():
         raise ReportError(f"{out}: directory {out.parent} does not exist")
     if out.exists() and not out.is_dir():
         raise ReportError(f"{out}: exists and is not a directory")
+    try:
+        check_output_directory(out.parent)  # the report is built in a sibling of out
+    except OutputPathError as error:
+        raise ReportError(str(error)) from None
     if out.is_dir():
         entries = list(out.iterdir())
         foreign = [p.name for p in entries if p.is_dir() or p.suffix not in (".png", ".md", ".json")]

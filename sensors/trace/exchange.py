@@ -61,8 +61,14 @@ def _sample_rows(t: np.ndarray, values: np.ndarray):
 
 
 def _check_target(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise TraceError(f"{path}: directory {path.parent} does not exist")
+    """Refuse, before reading the trace, a CSV target (or its events sibling) that cannot be written."""
+    from codesign.atomic_io import OutputPathError, check_output_file
+
+    try:
+        check_output_file(path)
+        check_output_file(events_path(path))
+    except OutputPathError as error:
+        raise TraceError(str(error)) from None
 
 
 def export_csv(trace: Trace, path: str | Path, stream: str | None = None) -> tuple[Path, Path]:

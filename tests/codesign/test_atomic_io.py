@@ -118,3 +118,20 @@ def test_outputs_are_written_by_the_one_atomic_writer():
             if relative not in allowed and "mkstemp(" in source.read_text(encoding="utf-8"):
                 offenders.append(relative)
     assert offenders == []
+
+
+def test_check_output_file_refuses_what_cannot_be_written_even_as_root(tmp_path):
+    """#12: outputs are checked before the work; a path under a regular file or in /proc is refused for root too."""
+    from codesign.atomic_io import OutputPathError, check_output_directory, check_output_file
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad, message in [(tmp_path, "is a directory"), (afile / "out.json", "is not a directory"), (tmp_path / "no" / "out.json", "does not exist"),
+                         ("/proc/edgetran-out.json", "cannot write"), (tmp_path / ("x" * 300), "cannot write")]:
+        with pytest.raises(OutputPathError, match=message):
+            check_output_file(bad)
+    for bad, message in [(afile, "exists and is not a directory"), (afile / "sub" / "dir", "is not a directory"), ("/proc/edgetran-rep", "cannot write")]:
+        with pytest.raises(OutputPathError, match=message):
+            check_output_directory(bad)
+    assert check_output_file(tmp_path / "ok.json") == tmp_path / "ok.json" and check_output_directory(tmp_path / "new" / "deep")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # the probes leave nothing behind

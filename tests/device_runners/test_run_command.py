@@ -47,6 +47,6 @@ def test_bad_requests_exit_2_with_one_line(cli, tiny: Path, extra, fragment):
 
 def test_missing_artifact_and_slow_model(cli, tmp_path: Path, make_artifact):
     code, _, err = cli("run", str(tmp_path / "nothing.json"))
-    assert code == 2 and "no sidecar" in err
+    assert code == 2 and "nothing.json: file not found" in err  # #12: names the real problem
     code, _, err = cli("run", str(make_artifact("slow")), "--timeout-s", "0.2", "--threads", "1")
     assert code == 2 and "exceeded 0.2 s; abandoned" in err

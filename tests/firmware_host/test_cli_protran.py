@@ -62,14 +62,15 @@ def test_predict_fits_on_all_published_measurements_or_loads_a_saved_model(capsy
     assert code == 0
     data = json.loads(out)
     assert data["fitted_on"] == "all 65 published measurements"
+    assert isinstance(data["predictions"], list) and len(data["predictions"]) == 1  # a list for one model dictionary too (#12)
     for measure in ("latency_s", "energy_j", "peak_power_w"):
-        assert data["predictions"][measure]["mean"] > 0 and data["predictions"][measure]["std"] > 0
+        assert data["predictions"][0][measure]["mean"] > 0 and data["predictions"][0][measure]["std"] > 0
     code, out, _ = run_cli(capsys, "protran", "predict", str(several), "--device", RPI, "--model", str(saved), "--json")
     assert code == 0
     loaded = json.loads(out)
     assert len(loaded["predictions"]) == 2
     for measure in ("latency_s", "energy_j", "peak_power_w"):  # same surrogate, same numbers (to rounding)
-        assert loaded["predictions"][0][measure] == pytest.approx(data["predictions"][measure], rel=1e-12)
+        assert loaded["predictions"][0][measure] == pytest.approx(data["predictions"][0][measure], rel=1e-12)
     code, _, err = run_cli(capsys, "protran", "predict", str(single), "--device", SMALL_DEVICE, "--model", str(saved))
     assert code == 2 and "surrogates of device 'cpu_rpi_b1_r1', not 'npu_ncs_b1_r1'" in err
     assert json.loads(saved.read_text())["format"] == "edgetran-protran-surrogates"

@@ -123,3 +123,43 @@ waveform = "constant:3.3"
     trace = read_trace(trace_file)
     assert trace.closed_cleanly
     assert trace.stream("bench").values["power_w"].mean() == pytest.approx(3.3, rel=0.01)
+
+
+def test_record_cut_short_by_ctrl_c_says_what_was_kept_and_exits_130(tmp_path: Path):
+    """#12: Ctrl-C during `sensor record` keeps a complete trace, says how much, and exits 130 (not 0)."""
+    import signal
+
+    out = tmp_path / "cut.ettrace"
+    script = shutil.which("edgetran")
+    command = [script] if script else [sys.executable, "-m", "firmware_host"]
+    process = subprocess.Popen([*command, "sensor", "record", "--duration", "30", "--out", str(out), "--no-realtime"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stdout + stderr
+    (line,) = [text for text in stderr.splitlines() if text.strip()]
+    assert line.startswith("edgetran sensor record: interrupted after") and f"in {out}" in line and "kept" in line
+    from sensors.trace.format import read_trace
+
+    trace = read_trace(out)
+    assert trace.closed_cleanly and len(trace.stream().t) > 0
+
+
+def test_trace_export_json_prints_the_written_files_and_counts(cli, recorded: Path, tmp_path: Path):
+    """#12: `trace export --json` prints what its help promises: both files written and the counts."""
+    csv_path = tmp_path / "x.csv"
+    code, out, err = cli("trace", "export", str(recorded), "--csv", str(csv_path), "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["samples_csv"] == str(csv_path) and Path(data["events_csv"]).is_file() and csv_path.is_file()
+    assert data["samples"] == len(csv_path.read_text().splitlines()) - 1 and data["problems"] == []

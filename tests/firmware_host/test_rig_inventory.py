@@ -99,3 +99,16 @@ def test_deploy_keys_parse_and_name_the_key_when_bad():
         with pytest.raises(RigError) as caught:
             parse_rig({"boards": [{"name": "a", "host": "a.local", **entry}]})
         assert message in str(caught.value)
+
+
+def test_rig_show_lists_every_board_model_of_the_virtual_rig(cli):
+    """#12: `rig show` names every model a virtual board can take (model = NAME), not only the boards in use."""
+    import json
+
+    from firmware_host.virtual_rig import board_models
+
+    code, out, _ = cli("rig", "show", "--json")
+    assert code == 0
+    assert [m["model"] for m in json.loads(out)["board_models"]] == list(board_models())
+    code, out, _ = cli("rig", "show")
+    assert code == 0 and all(name in out for name in board_models()) and "EMULATED" in out

@@ -59,6 +59,18 @@ def test_cli_dry_run_on_the_real_host_touches_nothing(cli, tmp_path):
     assert f"run: {' '.join(trigger_command())}" in out
 
 
+def test_cli_dry_run_works_without_a_rules_directory(cli, tmp_path):
+    missing = tmp_path / "etc" / "udev" / "rules.d"  # a machine without udev (#12)
+    code, out, err = cli("udev", "install", "--dry-run", "--rules-dir", str(missing))
+    assert (code, err) == (0, "") and list(tmp_path.iterdir()) == []
+    assert f"{missing} does not exist on this machine" in out and f"write: {missing / '60-edgetran-npu.rules'}" in out
+
+
+def test_install_without_a_rules_directory_is_refused(cli, recording, tmp_path):
+    code, _, err = cli("udev", "install", "--rules-dir", str(tmp_path / "nope"))
+    assert code == 2 and "is not a directory" in err and recording.commands == []
+
+
 def test_non_root_install_is_refused_with_one_line(cli, monkeypatch, tmp_path):
     host = RecordingHost(uid=1000)
     monkeypatch.setattr(udev.cli, "host", lambda: host)
