@@ -127,6 +127,8 @@ def info_command(store: Optional[Path] = typer.Option(None, "--store", help=STOR
     from firmware_host.store import MeasurementStore
 
     db = _store_path(store)
+    if db.is_dir():
+        raise typer.BadParameter(f"{db}: is a directory, expected a store file")
     if not db.is_file():
         raise typer.BadParameter(f"{db}: no store there yet")
     with input_errors(), MeasurementStore(db) as handle:

@@ -303,7 +303,9 @@ class MeasurementStore:
         try:
             connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as error:
-            raise StoreError(f"cannot open store {path}: {error}") from None
+            writable = os.access(parent, os.W_OK | os.X_OK)  # sqlite's 'unable to open database file' hides which
+            why = f"cannot write into {parent}" if not writable or not path.exists() else str(error)
+            raise StoreError(f"cannot open store {path}: {why} ({error})") from None
         connection.row_factory = sqlite3.Row
         try:
             mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]

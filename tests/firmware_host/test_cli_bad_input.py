@@ -30,7 +30,8 @@ MODEL = str(REPO_ROOT / "examples" / "bert-tiny.json")
 CASES: dict[str, list[tuple[str, list[str]]]] = {
     "run": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}"]), ("unknown runtime", ["{model}", "--runtime", "foo"])],
     "profile": [("missing file", ["{missing}"]), ("directory for a file", ["{dir}"]), ("unknown runtime", ["{model}", "--runtime", "foo"]),
-                ("missing rig", ["{model}", "--rig", "{missing}"])],
+                ("missing rig", ["{model}", "--rig", "{missing}"]), ("unwritable store", ["{model}", "--store", "{rodir}/p.db"]),
+                ("directory for a store", ["{model}", "--store", "{dir}"])],
     "space stats": [("unknown option", ["--bogus"])],
     "space sample": [("unwritable output", ["-n", "2", "--out", "{ro}"]), ("unwritable directory", ["-n", "2", "--out", "{rodir}/s.json"]), ("directory for a file", ["-n", "2", "--out", "{dir}"]),
                      ("unknown method", ["--method", "foo"])],
@@ -77,6 +78,7 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     "rig scheduler": [("missing rig", ["--rig", "{missing}"])],
     "campaign run": [("missing file", ["{missing}", "--name", "c"]), ("directory for a file", ["{dir}", "--name", "c"])],
     "store campaigns": [("missing store", ["--store", "{missing}"])],
+    "store info": [("missing store", ["--store", "{missing}"]), ("directory for a file", ["--store", "{dir}"])],
     "store export": [("missing store", ["--store", "{missing}", "--campaign", "c", "--csv", "{dir}/x.csv"])],
 }
 
