@@ -11,8 +11,11 @@ packages are not installed exits 2 with the ``pip install`` line that adds them.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from contextlib import contextmanager
+import sys
+import time
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Optional
@@ -146,14 +149,33 @@ def export(
     from codesign.export.exporter import export_model
     from codesign.models.checkpoint import load_model_source
 
-    with model_errors():
-        model, _ = load_model_source(file, task.value, labels, _config(vocab_size, max_positions), seed)
-        result = export_model(model, fmt.value, seq_len, batch, out, seed)
+    from codesign.export.cache import cached_sidecar, export_key, remember_export
+
+    source = Path(file)
+    key = None
+    if source.is_file():  # cached by content: the same source and settings give the same artifact
+        key = export_key(source_sha256=hashlib.sha256(source.read_bytes()).hexdigest(), fmt=fmt.value, seq=seq_len, batch=batch,
+                         task=task.value, labels=labels, vocab=vocab_size, positions=max_positions, seed=seed)
+    cached = cached_sidecar(out, key) if key is not None and out.is_dir() else None
+    if cached is not None:
+        sidecar = json.loads(cached.read_text())
+        result = {"path": str(cached.parent / sidecar["files"][0]), "sidecar": str(cached), **sidecar, "cached": True}
+    else:
+        with model_errors(), Console(stderr=True).status(f"exporting {source.name} to {fmt.value} (build, export, parity check)", spinner="dots") \
+                if not as_json and sys.stderr.isatty() else nullcontext():
+            started = time.perf_counter()
+            model, _ = load_model_source(file, task.value, labels, _config(vocab_size, max_positions), seed)
+            result = export_model(model, fmt.value, seq_len, batch, out, seed)
+            result["cached"] = False
+            result["wall_seconds"] = time.perf_counter() - started
+        if key is not None:
+            remember_export(out, key, result["sidecar"])
     if as_json:
         emit_json(result)
         return
+    how = "cached: an earlier export of the same content and settings" if result["cached"] else f"export {result['export_seconds']:.1f} s"
     typer.echo(
-        f"{result['format']}: {result['path']} (sha256 {result['sha256'][:12]}..., export {result['export_seconds']:.1f} s, "
+        f"{result['format']}: {result['path']} (sha256 {result['sha256'][:12]}..., {how}, "
         f"max |logit - torch| {result['parity']['max_abs_diff']:.2e})"
     )
 

@@ -30,7 +30,6 @@ the sensor's and runner's metadata, the clock offset with its uncertainty, and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -106,7 +105,9 @@ def resolve_artifact(file: str | Path, runtime: str, seq_len: int, batch: int, s
 
     arch = default_space().validate(model) if _in_space(model) else _structural(model)
     fmt = FORMAT_OF_RUNTIME[runtime]
-    key = hashlib.sha256(json.dumps({"arch": arch.to_dict(), "fmt": fmt, "seq": seq_len, "batch": batch, "seed": seed}, sort_keys=True).encode()).hexdigest()
+    from codesign.export.cache import export_key
+
+    key = export_key(arch=arch.to_dict(), fmt=fmt, seq=seq_len, batch=batch, seed=seed)
     with _EXPORT_LOCK:  # torch.export is not thread-safe; campaign lanes export one at a time
         return _export_cached(arch, fmt, seq_len, batch, seed, key, folder or artifacts_dir())
 
@@ -115,22 +116,20 @@ _EXPORT_LOCK = threading.Lock()
 
 
 def _export_cached(arch: Any, fmt: str, seq_len: int, batch: int, seed: int, key: str, folder: Path) -> Path:
-    """The cached export of ``key``, or a new one."""
+    """The cached export of ``key`` (verified), or a new one."""
+    from codesign.export.cache import cached_sidecar, remember_export
+
     folder.mkdir(parents=True, exist_ok=True)
-    index = folder / f"export-{key}.txt"
-    if index.is_file():
-        sidecar = Path(index.read_text().strip())
-        if sidecar.is_file():
-            return sidecar
+    cached = cached_sidecar(folder, key)
+    if cached is not None:
+        return cached
     from codesign.export.exporter import export_model
     from codesign.models.build import build_model
     from codesign.models.config import ModelConfig
 
     config = ModelConfig(max_positions=max(seq_len, 512))
     exported = export_model(build_model(arch, config=config, seed=seed), fmt, seq_len, batch, folder, seed=seed)
-    tmp = index.with_suffix(".partial")
-    tmp.write_text(exported["sidecar"])
-    os.replace(tmp, index)
+    remember_export(folder, key, exported["sidecar"])
     return Path(exported["sidecar"])
 
 

@@ -50,7 +50,22 @@ def test_export_onnx_json_contract(cli, tmp_path):
     assert result["seq_len"] == 8 and result["batch"] == 1 and result["dynamic_batch"] is True
     assert result["parity"]["max_abs_diff"] <= 1e-4
     assert json.loads(Path(result["sidecar"]).read_text())["architecture"] == SMALL
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted([path.name, f"{path.stem}.json"])
+    assert sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")) == sorted([path.name, f"{path.stem}.json"])
+
+
+def test_export_is_cached_by_content_and_redone_when_the_artifact_is_gone(cli, tmp_path):
+    out_dir = tmp_path / "artifacts"
+    source = write_json(tmp_path / "m.json", SMALL)
+    args = ["model", "export", source, "--format", "onnx", "--seq-len", "8", "--out", str(out_dir), *TINY_SIZES, "--json"]
+    first = json.loads(cli(*args)[1])
+    again = json.loads(cli(*args)[1])
+    assert first["cached"] is False and again["cached"] is True and again["sha256"] == first["sha256"]
+    assert again["created_utc"] == first["created_utc"]  # the earlier artifact, not a new export
+    other_seed = json.loads(cli(*args, "--seed", "1")[1])
+    assert other_seed["cached"] is False  # another setting is another request
+    Path(first["path"]).unlink()  # a cached artifact whose files are gone is exported again
+    redone = json.loads(cli(*args)[1])
+    assert redone["cached"] is False and Path(redone["path"]).is_file() and redone["sha256"] == first["sha256"]
 
 
 def test_export_of_a_missing_format_exits_2_with_the_pip_line(cli, tmp_path, monkeypatch):
