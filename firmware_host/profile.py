@@ -342,7 +342,33 @@ def run_profile(
     phase("preparing the artifact")
     runtime = options.runtime or board.runtime
     sidecar = resolve_artifact(file, runtime, options.seq_len or board.seq_len, options.batch or board.batch, options.seed)
-    return profile_artifact(sidecar, rig, board, options, dispatch, on_repeat, phase)
+    measurement = profile_artifact(sidecar, rig, board, options, dispatch, on_repeat, phase)
+    outside = outside_design_space(json.loads(sidecar.read_text()).get("architecture"))
+    measurement["in_design_space"] = outside is None
+    if outside is not None:
+        measurement["warnings"].append(outside)
+    return measurement
+
+
+def outside_design_space(model: Any) -> str | None:
+    """Why a model lies outside the FlexiBERT 2.0 design space (None when inside).
+
+    The choice (#12): ``profile`` measures any structurally valid model, in the space or
+    not, because grow-and-prune children (3 heads, h = 160) leave the space's grid and
+    must be measurable; ``space validate`` checks membership of the grid. A measurement
+    says which it was (``in_design_space``) and warns when outside, so neither command
+    contradicts the other silently.
+    """
+    from codesign.architecture import ArchitectureError
+    from codesign.design_space import default_space
+
+    if model is None:
+        return None
+    try:
+        default_space().validate(model)
+    except ArchitectureError as error:
+        return f"outside the FlexiBERT 2.0 design space ({error}): measured as a structurally valid model; `edgetran space validate` refuses it"
+    return None
 
 
 def profile_artifact(sidecar: Path, rig: Any, board: Any, options: ProfileOptions, dispatch: Any,

@@ -86,3 +86,16 @@ def test_profile_cli_json_and_bad_input(capsys, tmp_path, monkeypatch):
     assert code == 2 and "o: expected 2 entries" in err and len(err.strip().splitlines()) == 1
     code = main(["profile", str(BERT_TINY), "--board", "nope"])
     assert code == 2 and "no board 'nope'" in capsys.readouterr().err
+
+
+def test_a_model_outside_the_design_space_is_measured_and_says_so(rig, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGETRAN_ARTIFACTS", str(tmp_path / "artifacts"))
+    inside = json.loads(BERT_TINY.read_text())
+    outside = {**inside, "h": [100, 100], "o": [["sa_sdp_50", "sa_sdp_50"], ["sa_sdp_50", "sa_sdp_50"]]}  # hidden 100: off the grid
+    model = tmp_path / "hidden-100.json"
+    model.write_text(json.dumps(outside))
+    m = run_profile(model, rig, None, ProfileOptions(runs=10, repeats=1, idle_s=0.3, warmup=1))
+    assert m["in_design_space"] is False and m["energy_j_per_seq"] > 0
+    assert any("outside the FlexiBERT 2.0 design space" in w for w in m["warnings"]), m["warnings"]
+    code = main(["space", "validate", str(model)])
+    assert code == 2  # the space refuses what profile measured: both say so
