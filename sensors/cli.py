@@ -6,6 +6,7 @@ Bad input is raised as ``typer.BadParameter`` (one line, exit 2 at the entry poi
 from __future__ import annotations
 
 import json
+import logging
 import math
 import signal
 import sys
@@ -20,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+log = logging.getLogger(__name__)
 
 sensor_app = typer.Typer(help="Power sensors: list them, record, watch live, run the sampling daemon.", no_args_is_help=True)
 trace_app = typer.Typer(help="Recorded traces: info, CSV/JSON import and export, energy of a window.", no_args_is_help=True)
@@ -146,6 +149,13 @@ def record(
         source.close()
     stats = daemon.stats
     elapsed = time.monotonic() - started
+    from sensors.trace.streaming import summarize
+
+    try:
+        written = summarize(out)  # the holes counted as `trace info` counts them, from the file just closed
+    except (OSError, ValueError) as error:  # the recording is kept whatever this says
+        written = {"gaps": None}
+        log.warning("could not read back %s to count its gaps: %s", out, error)
     summary = {
         "path": str(out),
         "sensor": source.info.to_dict(),
@@ -156,7 +166,8 @@ def record(
         "on_time_fraction": stats.on_time_fraction,
         "stale_reads": stats.stale,
         "errors": stats.errors,
-        "gaps": stats.gaps,
+        "gaps": written["gaps"],  # spacing gaps (intervals > 3 x nominal), as in `trace info`
+        "read_failures": stats.gaps,  # stretches where every retry failed (gap_begin events)
         "scheduling": daemon.scheduling,
         "interrupted": interrupted,
     }
@@ -165,7 +176,7 @@ def record(
     else:
         typer.echo(
             f"recorded {stats.fresh} samples in {elapsed:.2f} s to {out} ({summary['stored_rate_hz']:.0f} Hz stored, "
-            f"{stats.on_time_fraction * 100:.2f}% of ticks on time ({daemon.scheduling}), {stats.errors} errors, {stats.gaps} gaps; "
+            f"{stats.on_time_fraction * 100:.2f}% of ticks on time ({daemon.scheduling}), {stats.errors} errors, {written['gaps']} gaps, {stats.gaps} read failures; "
             f"{source.info.provenance}, update interval {source.info.update_interval_s * 1e3:.3f} ms)"
         )
     if interrupted:  # Ctrl-C: the trace so far is complete and closed; say so and exit 130 like any interrupted command
@@ -354,7 +365,7 @@ def _print_summary(summary: dict) -> None:
     for stream in summary["streams"]:
         typer.echo(
             f"{stream['name']}: {stream['samples']} samples over {stream['duration_s']:.3f} s "
-            f"({stream['rate_hz']:.1f} Hz), channels {', '.join(stream['channels'])}, {stream['gaps']} gaps"
+            f"({stream['rate_hz']:.1f} Hz), channels {', '.join(stream['channels'])}, {stream['gaps']} gaps, {stream['read_failures']} read failures"
         )
     typer.echo(f"{summary['events']} events; {'closed cleanly' if summary['closed_cleanly'] else 'not closed cleanly'}")
     for damage in summary["damage"]:

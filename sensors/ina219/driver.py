@@ -78,6 +78,7 @@ from sensors.ina219.i2c_timing import (
 )
 
 DEFAULT_ADDRESS = 0x40
+CONFIGURE_ATTEMPTS = 5  # tries of the (idempotent) configuration sequence on a bus that fails transactions
 CHANNELS = ("power_w", "bus_v", "shunt_v", "current_a")
 DERIVED_PRECISION_BUS_V = 5.0  # bus voltage at which the derived current's resolution is stated (the rig's 5 V boards)
 _NAN = float("nan")
@@ -167,13 +168,26 @@ class INA219:
         self.calibration = None
 
     def configure(self, config: Config, calibration: Calibration) -> None:
-        """Write calibration, then configuration, and read both back."""
-        self.write_register(REG_CALIBRATION, calibration.register)
-        self.write_register(REG_CONFIG, config.encode())
-        if self.read_register(REG_CALIBRATION) != calibration.register:
-            raise SensorError(f"INA219 {self.address:#04x} did not keep calibration {calibration.register}")
-        if self.read_register(REG_CONFIG) != config.encode():
-            raise SensorError(f"INA219 {self.address:#04x} did not keep configuration {config.encode():#06x}")
+        """Write calibration, then configuration, and read both back; a failed transaction is retried.
+
+        The writes are idempotent, so a transaction that fails on a noisy bus (EIO, a
+        timeout) is retried with the whole sequence, up to ``CONFIGURE_ATTEMPTS`` times, as
+        the sampling daemon retries reads: one bad transaction must not stop a recording
+        before it starts.
+        """
+        for attempt in range(1, CONFIGURE_ATTEMPTS + 1):
+            try:
+                self.write_register(REG_CALIBRATION, calibration.register)
+                self.write_register(REG_CONFIG, config.encode())
+                if self.read_register(REG_CALIBRATION) != calibration.register:
+                    raise SensorError(f"INA219 {self.address:#04x} did not keep calibration {calibration.register}")
+                if self.read_register(REG_CONFIG) != config.encode():
+                    raise SensorError(f"INA219 {self.address:#04x} did not keep configuration {config.encode():#06x}")
+                break
+            except SensorError as error:
+                if attempt == CONFIGURE_ATTEMPTS:
+                    message = f"{error.strerror or error} (configuration tried {attempt} times)"
+                    raise (SensorError(error.errno, message) if error.errno is not None else SensorError(message)) from error
         self.config = config
         self.calibration = calibration
 

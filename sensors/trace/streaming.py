@@ -131,7 +131,15 @@ def declared_interval(spec: StreamSpec) -> float | None:
 
 
 def summarize(source: str | Path, session: str | None = None) -> dict:
-    """Samples, duration, rate, channels, gaps, events and damage of a trace, read chunk by chunk."""
+    """Samples, duration, rate, channels, gaps, events and damage of a trace, read chunk by chunk.
+
+    Two counts of holes, named the same wherever they are shown (``sensor record`` too):
+    ``gaps`` are intervals between consecutive samples longer than ``GAP_FACTOR`` x the
+    nominal interval (from any cause: failed reads, a stalled sampler, a full disk), and
+    ``read_failures`` the stretches in which every retry of a read failed (each marked by
+    a ``gap_begin`` event). One read failure usually makes one gap; a stall makes a gap
+    and no read failure. (The old total added both, counting a failed read twice.)
+    """
     files = source_files(source, session)
     reader = SourceReader(files)
     n = [0] * len(reader.specs)
@@ -165,18 +173,19 @@ def summarize(source: str | Path, session: str | None = None) -> dict:
                 "channels": list(spec.channels),
                 "update_interval_s": spec.update_interval_s,
                 "gaps": gaps[i],
+                "read_failures": sum(1 for e in reader.events if e.kind == "gap_begin" and e.label == spec.name),
                 "sensor_kind": spec.sensor.get("kind"),
                 "provenance": spec.sensor.get("provenance"),
             }
         )
     head = streams[0]
-    gap_events = sum(1 for e in reader.events if e.kind == "gap_begin")
     return {
         "samples": head["samples"],
         "duration_s": head["duration_s"],
         "rate_hz": head["rate_hz"],
         "channels": head["channels"],
-        "gaps": head["gaps"] + gap_events,
+        "gaps": head["gaps"],  # spacing gaps: intervals longer than GAP_FACTOR x nominal, whatever the cause
+        "read_failures": sum(1 for e in reader.events if e.kind == "gap_begin"),  # stretches every retry failed (marked gap_begin)
         "events": len(reader.events),
         "streams": streams,
         "closed_cleanly": reader.closed_cleanly,

@@ -163,3 +163,16 @@ def test_trace_export_json_prints_the_written_files_and_counts(cli, recorded: Pa
     data = json.loads(out)
     assert data["samples_csv"] == str(csv_path) and Path(data["events_csv"]).is_file() and csv_path.is_file()
     assert data["samples"] == len(csv_path.read_text().splitlines()) - 1 and data["problems"] == []
+
+
+def test_sensor_record_and_trace_info_count_gaps_and_read_failures_alike(cli, tmp_path: Path):
+    out = tmp_path / "noisy.trace"  # 20% of I2C transactions fail: some reads fail every retry, leaving marked gaps
+    code, text, err = cli("sensor", "record", "--duration", "1", "--out", str(out), "--param", "error_rate=0.2", "--param", "seed=3", "--json")
+    assert code == 0, err
+    recorded = json.loads(text)
+    code, text, err = cli("trace", "info", str(out), "--json")
+    assert code == 0, err
+    info = json.loads(text)
+    assert recorded["read_failures"] > 0 and recorded["gaps"] >= recorded["read_failures"]
+    assert (info["gaps"], info["read_failures"]) == (recorded["gaps"], recorded["read_failures"])
+    assert info["streams"][0]["read_failures"] == recorded["read_failures"]

@@ -186,3 +186,17 @@ def test_impossible_configurations_are_refused(kwargs, message):
     bus = EmulatedI2CBus({0x40: EmulatedINA219(constant(5.0, 1.0))})
     with pytest.raises(SensorConfigError, match=message):
         INA219Sensor(bus, **kwargs)
+
+
+def test_configuration_is_retried_when_a_transaction_fails():
+    clock = FakeClock()
+    bus = EmulatedI2CBus()
+    bus.attach(0x40, EmulatedINA219(constant(5.0, 1.0), clock=clock))
+    bus.fail_next(3, "eio")  # a noisy bus at start-up: the first three transactions fail
+    sensor = INA219Sensor(bus, 0x40, rate_hz=900, clock=clock)
+    clock.advance(0.01)
+    assert sensor.read().values["bus_v"] == pytest.approx(5.0, abs=0.01)
+    bus.fail_next(10_000, "eio")  # a bus that never answers: refused, saying how often it was tried
+    with pytest.raises(SensorError, match="configuration tried 5 times") as caught:
+        INA219Sensor(bus, 0x40, rate_hz=900, clock=clock)
+    assert caught.value.errno == errno.EIO
