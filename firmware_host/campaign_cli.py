@@ -54,8 +54,8 @@ def run_campaign_command(
     warmup: int = typer.Option(3, "--warmup", help="Warm-up runs.", min=0),
     idle_s: float = typer.Option(1.0, "--idle-s", help="Idle window for the baseline, seconds.", min=0.0),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
-    min_coverage: float = typer.Option(0.95, "--min-coverage", min=0.01, max=1.0,
-                                       help="Share of each window the sensor's samples must cover; below it a repeat is measured again, then the item fails."),
+    min_coverage: Optional[float] = typer.Option(None, "--min-coverage", min=0.01, max=1.0,
+                                                 help="Share of each block the sensor's samples must cover; below it a repeat is measured again, then the item fails (default: the rig sensor's min_coverage, else 0.95)."),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:

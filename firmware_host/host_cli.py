@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-MIN_COVERAGE = 0.95  # default of --min-coverage (firmware_host.profile.MIN_COVERAGE; not imported here so the CLI starts fast)
 
 rig_app = typer.Typer(help="The rig inventory: boards, sensors, how the host reaches them.", no_args_is_help=True)
 
@@ -170,8 +169,8 @@ def profile_command(
     batch: Optional[int] = typer.Option(None, "--batch", help="Batch size (default: the board's).", min=1),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (default: the board's).", min=1),
     seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
-    min_coverage: float = typer.Option(MIN_COVERAGE, "--min-coverage", min=0.01, max=1.0,
-                                       help="Share of each window the sensor's samples must cover; below it a repeat is measured again, then refused."),
+    min_coverage: Optional[float] = typer.Option(None, "--min-coverage", min=0.01, max=1.0,
+                                                 help="Share of each block the sensor's samples must cover; below it a repeat is measured again, then refused (default: the rig sensor's min_coverage, else 0.95)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Also save the measurement in this SQLite store (campaign 'profiles')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="dask scheduler tls://HOST:PORT for remote boards (default: the rig's; 'in-process')."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a plain tcp:// scheduler on a non-loopback address (anyone reaching it runs code on the workers)."),

@@ -28,6 +28,7 @@
     measures = "rpi4-01"               # the board whose supply it is in series with
     channel = "power_w"                # the channel integrated: "power_w", or a rail's, e.g. "VDD_IN.power_w"
     rate_hz = 1000                     # the daemon's poll rate (and the ADC's, for kinds that take one)
+    min_coverage = 0.95                # share of a timed block its samples must cover (default 0.95)
     params = { bus = 1, address = 0x40, shunt_ohms = 0.1 }
 
 A sensor's ``params`` are those its kind accepts (``edgetran sensor list`` kinds, opened
@@ -98,6 +99,7 @@ class SensorSpec:
     rate_hz: float = 1000.0
     params: Mapping[str, Any] = field(default_factory=dict)
     daemon_token: str | None = None  # shared token of a remote daemon (runs_on = "HOST:PORT")
+    min_coverage: float | None = None  # share of a timed block its samples must cover (None: firmware_host.profile.MIN_COVERAGE)
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,10 @@ def parse_rig(table: Mapping[str, Any], source: str = "rig.toml") -> Rig:
             rate = _check(entry["rate_hz"], f"{where}.rate_hz", (int, float), "a rate in Hz")
             if rate <= 0:
                 raise RigError(f"{where}.rate_hz: expected a positive rate, got {rate!r}")
+        if "min_coverage" in entry:
+            share = _check(entry["min_coverage"], f"{where}.min_coverage", (int, float), "a share in (0, 1]")
+            if not 0 < share <= 1:
+                raise RigError(f"{where}.min_coverage: expected a share in (0, 1], got {share!r}")
         if "params" in entry:
             _check(entry["params"], f"{where}.params", dict, "an inline table of sensor parameters")
         _check_kind(entry["kind"], entry.get("params", {}), where)

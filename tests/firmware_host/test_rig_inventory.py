@@ -67,6 +67,10 @@ def test_a_rig_file_parses(tmp_path: Path):
         ({"boards": [{"name": "a"}], "sensors": [{"name": "s", "kind": "ina219", "measures": "b"}]}, "sensors[0].measures: 'b' is not a board"),
         ({"boards": [{"name": "a"}], "sensors": [{"name": "s", "measures": "a"}]}, "sensors[0].kind: missing"),
         ({"boards": [{"name": "a"}], "sensors": [{"name": "s", "kind": "k", "measures": "a", "rate_hz": -1}]}, "sensors[0].rate_hz: expected a positive rate"),
+        ({"boards": [{"name": "a"}], "sensors": [{"name": "s", "kind": "virtual-board", "measures": "a", "min_coverage": 1.5}]},
+         "sensors[0].min_coverage: expected a share in (0, 1], got 1.5"),
+        ({"boards": [{"name": "a"}], "sensors": [{"name": "s", "kind": "virtual-board", "measures": "a", "min_coverage": "most"}]},
+         "sensors[0].min_coverage: expected a share in (0, 1], got 'most'"),
         ({"boards": [{"name": "a"}], "extra": {}}, "extra: unknown table"),
     ],
 )
