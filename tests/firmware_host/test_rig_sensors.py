@@ -130,7 +130,9 @@ def test_an_ina3221_configured_on_its_second_rail_integrates_that_rail(tmp_path:
     def runner(n: int, seed: int) -> RunReport:
         i0 = time.monotonic()
         time.sleep(0.4)
-        i1 = b0 = time.monotonic()
+        i1 = time.monotonic()
+        time.sleep(0.02)  # a sample is stamped as its read begins: one preempted (VM steal) before reading the file sees the later value
+        b0 = time.monotonic()
         gpu_power.write_text("3400\n")  # the work: 3 W more on the GPU rail
         time.sleep(block_s)
         b1 = time.monotonic()
