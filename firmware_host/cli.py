@@ -63,6 +63,16 @@ def show_flags_as_flags(command) -> None:
     for param in getattr(command, "params", []):
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+    build_help = getattr(command, "get_help_option", None)
+    if build_help is not None:  # click builds --help apart from the params, when help is asked for
+
+        def help_option(ctx, build=build_help):
+            option = build(ctx)
+            if option is not None and option.metavar is None:
+                option.metavar = ""
+            return option
+
+        command.get_help_option = help_option
     for sub in getattr(command, "commands", {}).values():
         show_flags_as_flags(sub)
 

@@ -169,7 +169,7 @@ def test_flags_are_shown_as_flags_in_help(cli):
         code, out, _ = cli(*argv)
         assert code == 0, argv
         for line in out.splitlines():
-            if "--json" in line and "FILE" not in line.upper():
+            if ("--json" in line or "--help" in line) and "FILE" not in line.upper():
                 assert "<bool>" not in line and "BOOLEAN" not in line, (argv, line)
 
 
