@@ -20,6 +20,7 @@ from device_runners.cli import cpufreq_app, run_command
 from firmware_host.campaign_cli import campaign_app, store_app
 from firmware_host.host_cli import profile_command, rig_app
 from firmware_host.rig_evaluator import rig_device_kind
+from firmware_host import store as _store  # noqa: F401 - registers the one store, where ProTran keeps its campaigns
 from sensors.cli import sensor_app, trace_app
 from udev.cli import udev_app
 

@@ -62,7 +62,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from codesign.atomic_io import atomic_path
 from codesign.protran.campaign_store import MUTABLE_CONFIG_KEYS as PROTRAN_MUTABLE_CONFIG_KEYS
-from codesign.protran.campaign_store import CampaignStoreError, StoredEvaluation
+from codesign.protran.campaign_store import CampaignStoreError, StoredEvaluation, register_opener
 
 SCHEMA_VERSION = 2
 PROTRAN_DEFAULT_CAMPAIGN = "protran"  # the campaign name `protran run --store` uses (and legacy ProTran files get)
@@ -784,3 +784,6 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
             raise StoreError(f"cannot write {path}: {error.strerror or error}") from None
         with open(temporary, "w", newline="", encoding="utf-8") as handle:
             write(handle)
+
+
+register_opener(lambda path, name: ProTranCampaign(path, name or PROTRAN_DEFAULT_CAMPAIGN))  # ProTran's campaigns live in this store

@@ -7,6 +7,9 @@ grow), every evaluated architecture in query order and why it was queried, one h
 record per fitted surrogate, and the loop's state. The tables, their migrations from the
 old one-campaign file layout and the SQLite handling live in ``firmware_host.store``
 (one store implementation); this module keeps the names the loop and the reports use.
+Codesign does not import the host (DESIGN.md's layering): the host registers its store
+here (:func:`register_opener`, done when ``firmware_host.store`` is imported, which the
+``edgetran`` CLI does), and :func:`CampaignStore` opens campaigns through it.
 
 Each evaluation is committed on its own before the loop goes on (``synchronous=FULL``).
 Everything stored is parsed with ``json``; nothing is evaluated.
@@ -16,9 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 MUTABLE_CONFIG_KEYS = ("budget",)
+_opener: Optional[Callable[[Path, Optional[str]], Any]] = None  # set by the host (firmware_host.store)
 
 
 class CampaignStoreError(ValueError):
@@ -36,13 +40,19 @@ class StoredEvaluation:
     reason: str
 
 
-def CampaignStore(path: str | Path, name: str | None = None) -> Any:
-    """Open the ProTran campaign ``name`` (default ``protran``) in the store at ``path`` (created when new)."""
-    from firmware_host.store import PROTRAN_DEFAULT_CAMPAIGN, ProTranCampaign  # the one store: the host provides it
+def register_opener(opener: Callable[[Path, Optional[str]], Any]) -> None:
+    """Make ``opener(path, name)`` the store :func:`CampaignStore` opens campaigns in (the host's one store)."""
+    global _opener
+    _opener = opener
 
+
+def CampaignStore(path: str | Path, name: str | None = None) -> Any:
+    """Open the ProTran campaign ``name`` (default: the store's) in the store at ``path`` (created when new)."""
+    if _opener is None:
+        raise CampaignStoreError("no campaign store is registered: import firmware_host.store (the edgetran CLI does)")
     path = Path(path)
     if path.exists() and path.is_dir():
         raise CampaignStoreError(f"{path}: is a directory, expected a store file")
     if not path.parent.is_dir():
         raise CampaignStoreError(f"{path}: directory {path.parent} does not exist")
-    return ProTranCampaign(path, name or PROTRAN_DEFAULT_CAMPAIGN)
+    return _opener(path, name)

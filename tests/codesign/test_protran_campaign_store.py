@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
+import firmware_host.store  # noqa: F401 - the host's one store, which registers itself as ProTran's
 from codesign.protran.campaign_store import CampaignStore, CampaignStoreError
 from codesign.protran.evaluators import PublishedPoolEvaluator, architecture_key
 from codesign.protran.loop import LoopConfig, run_campaign
@@ -120,3 +123,22 @@ def test_an_evaluation_is_never_stored_twice(tmp_path):
         store.add_evaluation(0, "k", {"l": 2}, {"latency_s": 1, "energy_j": 1, "peak_power_w": 1}, "initial")
         with pytest.raises(CampaignStoreError, match="already stored"):
             store.add_evaluation(1, "k", {"l": 2}, {"latency_s": 1, "energy_j": 1, "peak_power_w": 1}, "initial")
+
+
+def test_codesign_opens_the_store_the_host_registered_and_never_imports_the_host(tmp_path):
+    """#12 layering: codesign (ProTran's CLI, loop, reports, campaign store) imports nothing of firmware_host."""
+    script = (
+        "import sys\n"
+        "import codesign.protran.cli, codesign.protran.campaign_report, codesign.protran.loop\n"
+        "from codesign.protran.campaign_store import CampaignStore, CampaignStoreError\n"
+        "try:\n"
+        f"    CampaignStore({str(tmp_path / 'c.sqlite')!r})\n"
+        "except CampaignStoreError as error:\n"
+        "    print('refused:', error)\n"
+        "print('host imported:', sorted(m for m in sys.modules if m.startswith('firmware_host')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "refused: no campaign store is registered" in done.stdout
+    assert "host imported: []" in done.stdout
+    assert not (tmp_path / "c.sqlite").exists()
