@@ -110,7 +110,12 @@ def test_each_hard_constraint_turns_a_pair_into_p_min_and_says_why():
         (Constraints(max_peak_power_w=2.0), TINY, RPI, "peak power 3 W > max 2 W"),
         (Constraints(max_layers=6), BASE, RPI, "layers 12 > max 6"),
         (Constraints(max_parameters=100_000_000), BASE, RPI, "parameters 109,482,240 > max 100,000,000"),
-        (Constraints(allowed_targets=frozenset({"rig:virtual-rpi4"})), TINY, RPI, "target 'published:cpu_rpi_b1_r1' is not allowed (allowed: rig:virtual-rpi4)"),
+        (
+            Constraints(allowed_targets=frozenset({"rig:virtual-rpi4"})),
+            TINY,
+            RPI,
+            "target 'published:cpu_rpi_b1_r1' is not allowed (allowed: rig:virtual-rpi4)",
+        ),
     ]
     for constraints, arch, target, reason in cases:
         objective = Objective(maxima=MAXIMA, constraints=constraints)

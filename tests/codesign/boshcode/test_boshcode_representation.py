@@ -104,9 +104,8 @@ def test_per_layer_projection_in_the_default_space_matches_enumerating_every_lay
     sizes = [len(ops) for ops in space.attention_op_types]
     att = np.vstack([np.hstack([np.array([hd[hidden, n] for n in sizes]), counts]) for hidden in space.hidden_sizes])
     assert att.shape == (len(space.hidden_sizes) * 21805, 2 + k)
-    ff = np.array(
-        [rep.encode(_two_layer((Head("sa_sdp", 64),) * 2, 128, s), space)[3 + k : block] for s in space.feed_forward_op_types]
-    )
+    heads = (Head("sa_sdp", 64),) * 2
+    ff = np.array([rep.encode(_two_layer(heads, 128, s), space)[3 + k : block] for s in space.feed_forward_op_types])
     assert ff.shape[0] == 258
     rng = np.random.default_rng(3)
     archs = sample_architectures("sobol", 6, seed=4, space=space)
