@@ -21,6 +21,11 @@ Choices:
   ``max_values.json`` are not used: they do not bound their own datasets
   (:mod:`codesign.published`). :func:`published_maxima` recomputes the file's values; a
   test keeps them equal.
+* **Units are per world.** The published numbers are seconds and joules per evaluation
+  *run* of the authors' rig, not per sequence (:mod:`codesign.protran.measures`), so
+  these maxima serve the published world only; an evaluator measuring live (s/seq,
+  J/seq) or simulating must be given maxima in its own units (:class:`Maxima`), never
+  these: under them a live latency would weigh nothing.
 * **Accuracy** is the GLUE score as a fraction (the published scores are such fractions,
   e.g. 0.8124) and is not divided by a maximum: it already lies in ``[0, 1]``, and
   dividing by the best score found so far would change the trade-off against hardware
