@@ -131,12 +131,13 @@ def info_command(store: Optional[Path] = typer.Option(None, "--store", help=STOR
         raise typer.BadParameter(f"{db}: is a directory, expected a store file")
     if not db.is_file():
         raise typer.BadParameter(f"{db}: no store there yet")
-    with input_errors(), MeasurementStore(db) as handle:
+    with input_errors(), MeasurementStore(db, read_only=True) as handle:
         summary = handle.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    typer.echo(f"{summary['path']}: schema version {summary['schema_version']}, {len(summary['rigs'])} rig(s) "
+    older = f" (migrated to {summary['migrates_to']} by the next command that writes it)" if "migrates_to" in summary else ""
+    typer.echo(f"{summary['path']}: schema version {summary['schema_version']}{older}, {len(summary['rigs'])} rig(s) "
                f"({', '.join(summary['rigs']) or 'none'}), {summary['artifacts']} artifact(s), {len(summary['traces'])} indexed trace(s)")
     for c in summary["campaigns"]:
         counts = f"{c['measurements']} measurements, {c['failures']} failures" if c["kind"] == "measurement" else f"{c['evaluations']} evaluations"
@@ -152,7 +153,7 @@ def campaigns_command(store: Optional[Path] = typer.Option(None, "--store", help
     db = _store_path(store)
     if not db.is_file():
         raise typer.BadParameter(f"{db}: no store there yet")
-    with input_errors(), MeasurementStore(db) as handle:
+    with input_errors(), MeasurementStore(db, read_only=True) as handle:
         rows = handle.summary()["campaigns"]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -181,7 +182,7 @@ def export_command(
     db = _store_path(store)
     if not db.is_file():
         raise typer.BadParameter(f"{db}: no store there yet")
-    with input_errors(), MeasurementStore(db) as handle:
+    with input_errors(), MeasurementStore(db, read_only=True) as handle:
         protran = handle.campaign(campaign) is None and any(c["name"] == campaign for c in handle.protran_campaigns())
         for path, fmt in ((csv_path, "csv"), (json_path, "json")):
             if path is None:

@@ -276,13 +276,26 @@ def _check_record(record: MeasurementRecord) -> None:
 class MeasurementStore:
     """Read and write the bench host's SQLite store (one connection; open one store per thread)."""
 
-    def __init__(self, path: str | Path | None = None, migrations: Mapping[int, Migration] | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, migrations: Mapping[int, Migration] | None = None, read_only: bool = False) -> None:
+        """Open (create, migrate) a store; ``read_only`` opens an existing one without changing the file.
+
+        Read-only (``store info``, ``store campaigns``, ``store export``, ``protran
+        report``): the file is opened ``mode=ro`` (``immutable`` when even its WAL index
+        cannot be created, e.g. on a read-only mount) and never migrated in place; an older
+        schema is copied into memory and migrated there, so reading an old store leaves it
+        as it was (the choice, #12: a reader must not need write access, and migrating is a
+        writer's job: the next ``run`` into it migrates it).
+        """
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.migrations = {**MIGRATIONS, **(migrations or {})}
         self.target_version = max([SCHEMA_VERSION, *self.migrations])
-        self.connection = self._connect()
+        self.read_only = read_only
+        self._migrate_copy = False  # read-only: an older schema migrated in memory
+        self.file_schema_version: int | None = None  # the file's own version when it was opened read-only and older
+        self.connection = self._connect_read_only() if read_only else self._connect()
         try:
-            self._prepare()
+            if not read_only or self._migrate_copy:
+                self._prepare()
         except BaseException:
             self.connection.close()
             raise
@@ -317,6 +330,43 @@ class MeasurementStore:
         if mode.lower() != "wal":
             connection.close()
             raise StoreError(f"store {path}: the file system refused WAL mode (got {mode!r}); use a local disk")
+        return connection
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"store path {path} is a directory; give a file path such as {path / 'edgetran.db'}")
+        if not path.is_file():
+            raise StoreError(f"store {path}: no store there yet")
+        last: Exception | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?{flags}", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            try:
+                tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                break
+            except sqlite3.DatabaseError as error:
+                connection.close()
+                last = error
+        else:
+            raise StoreError(f"store {path} cannot be read: {last}") from None
+        connection.row_factory = sqlite3.Row
+        version = 0
+        if "schema_version" in tables:
+            version = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        elif not _LEGACY_PROTRAN_TABLES <= tables:
+            connection.close()
+            raise StoreError(f"store {path} is an SQLite file but not an EdgeTran store (tables: {', '.join(sorted(tables)) or 'none'})")
+        if version > self.target_version:
+            connection.close()
+            raise StoreError(f"store {path} has schema version {version}, newer than this edgetran's {self.target_version}; upgrade edgetran")
+        if version < self.target_version:  # migrate a copy in memory; the file stays as it is
+            self._migrate_copy = True
+            self.file_schema_version = version
+            memory = sqlite3.connect(":memory:", isolation_level=None)
+            connection.backup(memory)
+            connection.close()
+            memory.row_factory = sqlite3.Row
+            connection = memory
         return connection
 
     def _prepare(self) -> None:
@@ -600,7 +650,8 @@ class MeasurementStore:
                      for c in self.campaigns()]
         return {
             "path": str(self.path),
-            "schema_version": self.schema_version,
+            "schema_version": self.file_schema_version if self.file_schema_version is not None else self.schema_version,
+            **({"migrates_to": self.schema_version} if self.file_schema_version is not None else {}),  # read-only view of an older file
             "rigs": [r[0] for r in conn.execute("SELECT name FROM rigs ORDER BY name")],
             "artifacts": conn.execute("SELECT COUNT(*) FROM artifacts").fetchone()[0],
             "traces": [{"path": r["path"], "sha256": r["sha256"], "streams": json.loads(r["streams"]), "start_s": r["start_s"], "end_s": r["end_s"]}
@@ -657,11 +708,11 @@ class ProTranStoreError(StoreError, CampaignStoreError):
 class ProTranCampaign:
     """One ProTran / co-design campaign inside the store: what ``run_campaign`` reads and appends."""
 
-    def __init__(self, store: "MeasurementStore | str | Path", name: str = PROTRAN_DEFAULT_CAMPAIGN) -> None:
+    def __init__(self, store: "MeasurementStore | str | Path", name: str = PROTRAN_DEFAULT_CAMPAIGN, read_only: bool = False) -> None:
         self._owned = not isinstance(store, MeasurementStore)
         if self._owned:
             try:
-                store = MeasurementStore(store)
+                store = MeasurementStore(store, read_only=read_only)
             except ProTranStoreError:
                 raise
             except StoreError as error:
@@ -786,4 +837,4 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
             write(handle)
 
 
-register_opener(lambda path, name: ProTranCampaign(path, name or PROTRAN_DEFAULT_CAMPAIGN))  # ProTran's campaigns live in this store
+register_opener(lambda path, name, read_only: ProTranCampaign(path, name or PROTRAN_DEFAULT_CAMPAIGN, read_only))  # ProTran's campaigns live in this store

@@ -145,7 +145,7 @@ def load_live_campaign(path: str | Path, device: str | None = None) -> LiveCampa
     path = Path(path)
     if not path.is_file():
         raise CampaignReportError(f"{path}: campaign file not found")
-    with CampaignStore(path) as store:
+    with CampaignStore(path, read_only=True) as store:  # a report never migrates or writes the store
         config, state = store.config(), store.state()
         if config is None:
             raise CampaignReportError(f"{path}: not a campaign file (no configuration stored)")

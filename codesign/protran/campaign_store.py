@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 MUTABLE_CONFIG_KEYS = ("budget",)
-_opener: Optional[Callable[[Path, Optional[str]], Any]] = None  # set by the host (firmware_host.store)
+_opener: Optional[Callable[[Path, Optional[str], bool], Any]] = None  # set by the host (firmware_host.store)
 
 
 class CampaignStoreError(ValueError):
@@ -40,14 +40,14 @@ class StoredEvaluation:
     reason: str
 
 
-def register_opener(opener: Callable[[Path, Optional[str]], Any]) -> None:
-    """Make ``opener(path, name)`` the store :func:`CampaignStore` opens campaigns in (the host's one store)."""
+def register_opener(opener: Callable[[Path, Optional[str], bool], Any]) -> None:
+    """Make ``opener(path, name, read_only)`` the store :func:`CampaignStore` opens campaigns in (the host's one store)."""
     global _opener
     _opener = opener
 
 
-def CampaignStore(path: str | Path, name: str | None = None) -> Any:
-    """Open the ProTran campaign ``name`` (default: the store's) in the store at ``path`` (created when new)."""
+def CampaignStore(path: str | Path, name: str | None = None, read_only: bool = False) -> Any:
+    """Open the ProTran campaign ``name`` (default: the store's) in the store at ``path`` (created when new; ``read_only``: never changed)."""
     if _opener is None:
         raise CampaignStoreError("no campaign store is registered: import firmware_host.store (the edgetran CLI does)")
     path = Path(path)
@@ -55,4 +55,4 @@ def CampaignStore(path: str | Path, name: str | None = None) -> Any:
         raise CampaignStoreError(f"{path}: is a directory, expected a store file")
     if not path.parent.is_dir():
         raise CampaignStoreError(f"{path}: directory {path.parent} does not exist")
-    return _opener(path, name)
+    return _opener(path, name, read_only)

@@ -115,7 +115,8 @@ def test_store_campaigns_and_export_cover_protran_campaigns(capsys, tmp_path):
     code, out, err = run_cli(capsys, "store", "info", "--store", str(path), "--json")
     assert code == 0, err
     info = json.loads(out)
-    assert info["schema_version"] == 2 and info["rigs"] == ["bench-a"] and info["traces"] == []
+    assert info["schema_version"] == 1 and info["migrates_to"] == 2  # a reader leaves the file as it was
+    assert info["rigs"] == ["bench-a"] and info["traces"] == []
     assert [c["name"] for c in info["campaigns"]] == ["c1", "protran"]
     code, out, err = run_cli(capsys, "store", "info", "--store", str(path))
     assert code == 0 and "protran campaign 'protran' (budget): 2 evaluations" in out
@@ -201,3 +202,37 @@ def test_a_store_under_a_regular_file_names_the_file(capsys, tmp_path, command):
     (tmp_path / "afile").write_text("x")
     code, _, err = run_cli(capsys, *command, "--store", str(tmp_path / "afile" / "p.db"))
     _one_line_exit_2(code, err, "afile is not a directory")
+
+
+def _file_state(path: Path) -> tuple[str, set[str]]:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest(), _tables(path)
+
+
+@pytest.mark.parametrize("fixture", [LEGACY_PROTRAN, V1_WITH_PROTRAN], ids=["protran-file", "v1-store"])
+def test_reading_an_old_store_leaves_the_file_as_it_was(capsys, tmp_path, fixture):
+    """#12: store info / campaigns / export and protran report read an old store without migrating it in place."""
+    path = tmp_path / "old.db"
+    shutil.copy(fixture, path)
+    before = _file_state(path)
+    for args in (["store", "info", "--store", str(path), "--json"], ["store", "campaigns", "--store", str(path), "--json"],
+                 ["store", "export", "--store", str(path), "--campaign", "protran", "--json", str(tmp_path / "out.json")]):
+        code, out, err = run_cli(capsys, *args)
+        assert code == 0, (args, err)
+        assert _file_state(path) == before, args  # old code: migrated (tables renamed, schema_version added)
+    assert json.loads((tmp_path / "out.json").read_text())["evaluations"]
+    with CampaignStore(path, read_only=True) as campaign:
+        assert campaign.evaluations() and _file_state(path) == before
+    with MeasurementStore(path) as store:  # a writer migrates it
+        assert store.schema_version == SCHEMA_VERSION
+    assert _file_state(path) != before
+
+
+def test_a_current_store_opened_read_only_refuses_writes(tmp_path):
+    path = tmp_path / "bench.db"
+    MeasurementStore(path).close()
+    with MeasurementStore(path, read_only=True) as store:
+        assert store.summary()["schema_version"] == SCHEMA_VERSION and "migrates_to" not in store.summary()
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.start_campaign("c", {})
