@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from sensors.base import Sample, Sensor, SensorInfo
 from sensors.daemon import RingBuffer, SamplingDaemon, request
 from sensors.energy import energy_window
@@ -84,6 +86,8 @@ def test_window_queries_on_a_full_ring_do_not_stall_the_sampler():
     # ticks under 16 queries here, 0 in quiet phases. A query still holds the GIL for its
     # own small work, which a loaded machine stretches; so the bound is 1% of the ticks,
     # or a quarter of what whole-ring queries cost in this same run, whichever is larger.
+    if missed["quiet"] > 0.01 * scheduled:  # a VM whose hypervisor steals the CPU: the noise floor is above the bound
+        pytest.skip(f"the sampler missed {missed['quiet']} ticks with no query at all: this machine cannot judge a 1% bound")
     extra, extra_whole = missed["slice"] - missed["quiet"], missed["whole"] - missed["quiet"]
     assert extra <= max(0.01 * scheduled, 0.25 * extra_whole)
     assert switch_during == switch_before  # the process-wide switch interval is left alone
