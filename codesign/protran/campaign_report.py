@@ -138,17 +138,18 @@ class LiveCampaign:
     state: dict
 
 
-def load_live_campaign(path: str | Path, device: str | None = None) -> LiveCampaign:
+def load_live_campaign(path: str | Path, device: str | None = None, campaign: str | None = None) -> LiveCampaign:
     """Read a live campaign file (refused when it is missing, of a published pool, or of another device)."""
     from codesign.design_space import default_space
 
     path = Path(path)
     if not path.is_file():
         raise CampaignReportError(f"{path}: campaign file not found")
-    with CampaignStore(path, read_only=True) as store:  # a report never migrates or writes the store
+    with CampaignStore(path, campaign, read_only=True) as store:  # a report never migrates or writes the store
         config, state = store.config(), store.state()
         if config is None:
-            raise CampaignReportError(f"{path}: not a campaign file (no configuration stored)")
+            which = f"no campaign {campaign!r}" if campaign else "no campaign"
+            raise CampaignReportError(f"{path}: {which} in this store (`edgetran store campaigns --store {path}` lists them)")
         if "pool" not in state:
             raise CampaignReportError(f"{path}: a published-pool campaign of {config.get('device')!r}, not a live one")
         if device is not None and config.get("device") != device:
@@ -266,10 +267,11 @@ def build_campaign_report(
     glue_features: str = DEFAULT_GLUE_FEATURES,
     glue_splits: int = REPORT_GLUE_SPLITS,
     progress: Callable[[str], None] | None = None,
+    campaign_name: str | None = None,
 ) -> dict:
     """Write the figures and ``summary.md`` of a live campaign file to ``out`` (built aside, moved into place)."""
     out = Path(out)
-    campaign = load_live_campaign(store, device)
+    campaign = load_live_campaign(store, device, campaign_name)
     config, measured = campaign.config, campaign.measured
     name = measured.device
     regressor = regressor or config["regressor"]

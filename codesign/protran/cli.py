@@ -142,7 +142,8 @@ def run_command(
     budget: Optional[int] = typer.Option(None, "--budget", help=f"Most evaluations in all (default: the whole pool; live: {LIVE_BUDGET}).", min=2),
     folds: int = typer.Option(5, "--folds", help="K of the K-fold validation.", min=2),
     patience: Optional[int] = typer.Option(None, "--patience", help="Consecutive fits below the threshold needed to stop (default 5; paper text and --preset paper: 1).", min=1),
-    store: Optional[Path] = typer.Option(None, "--store", help="The EdgeTran store (SQLite; the same file `profile` and `campaign run` use) holding the campaign 'protran': created, or resumed if it exists."),
+    store: Optional[Path] = typer.Option(None, "--store", help="The EdgeTran store (SQLite; the same file `profile` and `campaign run` use) holding the campaign: created, or resumed if it exists."),
+    campaign: str = typer.Option("protran", "--campaign", help="Name of the campaign in --store (several campaigns may share one store)."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the final surrogates to this JSON file."),
     rig: Optional[Path] = typer.Option(None, "--rig", help="Live: rig.toml of the board (default: the virtual rig)."),
     runs: Optional[int] = typer.Option(None, "--runs", help="Live: timed runs per repeat (default 10; raised when a block is too short).", min=1),
@@ -195,7 +196,7 @@ def run_command(
     if not live:
         with protran_errors():
             evaluator = PublishedPoolEvaluator(name)
-            campaign_store = CampaignStore(store) if store is not None else None
+            campaign_store = CampaignStore(store, campaign) if store is not None else None
         pool, truth, pool_info = evaluator.pool, evaluator.truth, None
     else:
         from codesign.protran.evaluators import make_evaluator
@@ -207,7 +208,7 @@ def run_command(
         try:
             with protran_errors():
                 evaluator = make_evaluator(spec, options)
-                campaign_store = CampaignStore(store) if store is not None else None
+                campaign_store = CampaignStore(store, campaign) if store is not None else None
                 pool, pool_info = _live_pool(evaluator, campaign_store, pool_size, pool_max_gflop, seed)
         except BaseException:
             if campaign_store is not None:
@@ -632,6 +633,7 @@ def report_command(
     device: str = typer.Option(..., "--device", help="published:<device>, a comma-separated list, published:all; or rig:<board> with --store."),
     out: Path = typer.Option(..., "--out", help="Directory for the PNGs and summary.md (created if missing)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Live devices: the campaign file of `protran run --device rig:<board> --store`."),
+    campaign: str = typer.Option("protran", "--campaign", help="Live devices: the campaign's name in --store."),
     regressor: Optional[str] = typer.Option(None, "--regressor", help="Surrogate of Figs. 8, 13, 14 (default gpr; live: the campaign's)."),
     features: str = typer.Option("workload", "--features", help="Feature set (published devices; live: the campaign's)."),
     curve_regressors: str = typer.Option(ALL_REGRESSORS, "--curve-regressors", help="Regressors of Fig. 7 (published devices)."),
@@ -687,9 +689,10 @@ def report_command(
             try:
                 from codesign.protran.campaign_report import load_live_campaign
 
-                load_live_campaign(store, spec.name)  # refuse before creating the output directory
+                load_live_campaign(store, spec.name, campaign)  # refuse before creating the output directory
                 summary = build_campaign_report(
                     store, out, spec.name, regressor, seed, glue_regressor=glue_regressor, glue_splits=glue_splits, progress=say,
+                    campaign_name=campaign,
                 )
             except (CampaignReportError, ReportError) as error:
                 raise typer.BadParameter(str(error)) from None

@@ -236,3 +236,19 @@ def test_a_current_store_opened_read_only_refuses_writes(tmp_path):
         assert store.summary()["schema_version"] == SCHEMA_VERSION and "migrates_to" not in store.summary()
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             store.start_campaign("c", {})
+
+
+def test_two_protran_campaigns_share_one_store_by_name(capsys, tmp_path):
+    """#12: --campaign names a ProTran campaign, so one store holds several (the CLI used to fix the name 'protran')."""
+    path = tmp_path / "bench.db"
+    for name, device in (("rpi", RPI), ("a100", "published:gpu_a100_b128_r3")):
+        code, out, err = run_cli(capsys, "protran", "run", "--device", device, "--store", str(path), "--campaign", name, "--budget", "17", "--json")
+        assert code == 0, err
+    code, out, err = run_cli(capsys, "store", "campaigns", "--store", str(path), "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) == {"rpi", "a100"} and rows["rpi"]["device"] == "cpu_rpi_b1_r1" and rows["a100"]["device"] == "gpu_a100_b128_r3"
+    code, out, err = run_cli(capsys, "protran", "run", "--device", RPI, "--store", str(path), "--campaign", "rpi", "--budget", "17", "--json")
+    assert code == 0 and json.loads(out)["resumed"] is True  # the named campaign resumes; the other is untouched
+    code, _, err = run_cli(capsys, "protran", "report", "--device", "rig:virtual-rpi4", "--store", str(path), "--campaign", "nosuch", "--out", str(tmp_path / "r"))
+    _one_line_exit_2(code, err, "no campaign 'nosuch' in this store")
+    assert not (tmp_path / "r").exists()
