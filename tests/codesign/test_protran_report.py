@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import firmware_host.store  # noqa: F401 - the host registers the one store, where live campaigns are kept
 from codesign.protran.campaign_report import build_campaign_report, load_live_campaign
 from codesign.protran.report import ReportError, build_report
 from codesign.protran.report_figures import _pyplot, figure_facts
