@@ -273,6 +273,12 @@ def _check_record(record: MeasurementRecord) -> None:
             raise StoreError(f"{name} must be a finite number or None, got {value!r}")
 
 
+def _refuse_directory(path: Path) -> None:
+    """A store path must name a file, not a directory (StoreError)."""
+    if path.is_dir():
+        raise StoreError(f"store path {path} is a directory; give a file path such as {path / 'edgetran.db'}")
+
+
 class MeasurementStore:
     """Read and write the bench host's SQLite store (one connection; open one store per thread)."""
 
@@ -304,8 +310,7 @@ class MeasurementStore:
 
     def _connect(self) -> sqlite3.Connection:
         path = self.path
-        if path.is_dir():
-            raise StoreError(f"store path {path} is a directory; give a file path such as {path / 'edgetran.db'}")
+        _refuse_directory(path)
         parent = path.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -334,8 +339,7 @@ class MeasurementStore:
 
     def _connect_read_only(self) -> sqlite3.Connection:
         path = self.path
-        if path.is_dir():
-            raise StoreError(f"store path {path} is a directory; give a file path such as {path / 'edgetran.db'}")
+        _refuse_directory(path)
         if not path.is_file():
             raise StoreError(f"store {path}: no store there yet")
         last: Exception | None = None
